@@ -1,0 +1,25 @@
+# sae-difficulty: do SAE features of a foundation model encode a self-difficulty signal?
+# Default target: results/cross_modal_synthesis.md from config/config.yaml (offline demo).
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/backbone.smk"
+include: "rules/data.smk"
+include: "rules/extract.smk"
+include: "rules/sae.smk"
+include: "rules/probe.smk"
+include: "rules/causal.smk"
+include: "rules/selective.smk"
+include: "rules/synthesis.smk"
+
+
+rule all:
+    input:
+        "results/cross_modal_synthesis.md",
+    default_target: True

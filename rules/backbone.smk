@@ -1,0 +1,19 @@
+# Backbones: the demo models trained inside the DAG (or a hub reference, paper profile).
+
+
+rule backbone:
+    input:
+        unpack(parent_manifests),
+    output:
+        manifest=store_output("backbone"),
+    params:
+        spec=node_spec,
+    log:
+        node_log("backbone"),
+    threads: 1
+    resources:
+        mem_mb=mem_mb_for("backbone", 4000),
+        runtime=120,
+        gpu=lambda wc: int(config["gpus"]),
+    script:
+        "../scripts/backbone.py"

@@ -1,0 +1,19 @@
+# Q2: causal reconstruction patching of the top probe features.
+
+
+rule causal:
+    input:
+        unpack(parent_manifests),
+    output:
+        manifest=store_output("causal"),
+    params:
+        spec=node_spec,
+    log:
+        node_log("causal"),
+    threads: 1
+    resources:
+        mem_mb=mem_mb_for("causal", 4000),
+        runtime=120,
+        gpu=lambda wc: int(config["gpus"]),
+    script:
+        "../scripts/causal.py"

@@ -1,0 +1,60 @@
+# Config validation, the content-addressed plan and path helpers shared by every rule.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from snakemake.utils import validate
+
+from sae_difficulty.config import SCHEMA_PATH, validate_config
+from sae_difficulty.errors import InputError
+from sae_difficulty.workflow import build_plan
+
+try:
+    # One-line errors naming the key; then Snakemake's own validator (same schema, same defaults).
+    validate_config(config)
+except InputError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
+validate(config, str(SCHEMA_PATH), set_default=True)
+
+PLAN = build_plan(config)
+STORE = config["store"]
+
+
+wildcard_constraints:
+    node="[0-9a-f]{12}",
+
+
+def store_output(stage):
+    """The manifest of a node: written last, so its presence means the node is complete."""
+    return f"{STORE}/{stage}/{{node}}/manifest.json"
+
+
+def node_log(stage):
+    return f"logs/{stage}/{{node}}.log"
+
+
+def manifest(node):
+    return f"{STORE}/{node.stage}/{node.id}/manifest.json"
+
+
+def parent_manifests(wildcards):
+    """Input function: each parent's manifest, named by its role (snakemake.input.<role>)."""
+    return {role: manifest(parent) for role, parent in PLAN[wildcards.node].parents.items()}
+
+
+def node_spec(wildcards):
+    return PLAN[wildcards.node].spec
+
+
+def node_params(wildcards):
+    return PLAN[wildcards.node].params
+
+
+def mem_mb_for(stage, base_mb):
+    """Memory request per stage, scaled by the size the config asks for (honest Slurm requests)."""
+
+    def request(wildcards, attempt):
+        return int(base_mb * attempt)
+
+    return request

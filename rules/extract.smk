@@ -1,0 +1,37 @@
+# Activation caches (zarr): pooled per example for the probes, token-level for the SAEs.
+
+
+rule extract:
+    input:
+        unpack(parent_manifests),
+    output:
+        manifest=store_output("extract"),
+    params:
+        spec=node_spec,
+    log:
+        node_log("extract"),
+    threads: 1
+    resources:
+        mem_mb=mem_mb_for("extract", 4000),
+        runtime=120,
+        gpu=lambda wc: int(config["gpus"]),
+    script:
+        "../scripts/extract.py"
+
+
+rule sae_activations:
+    input:
+        unpack(parent_manifests),
+    output:
+        manifest=store_output("sae_activations"),
+    params:
+        spec=node_spec,
+    log:
+        node_log("sae_activations"),
+    threads: 1
+    resources:
+        mem_mb=mem_mb_for("sae_activations", 4000),
+        runtime=120,
+        gpu=lambda wc: int(config["gpus"]),
+    script:
+        "../scripts/sae_activations.py"

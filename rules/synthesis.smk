@@ -1,0 +1,53 @@
+# The cross-modal synthesis (a store node), its human-facing views and the paper.
+
+
+rule synthesis:
+    input:
+        unpack(parent_manifests),
+    output:
+        manifest=store_output("synthesis"),
+    params:
+        spec=node_spec,
+    log:
+        node_log("synthesis"),
+    threads: 1
+    resources:
+        mem_mb=mem_mb_for("synthesis", 2000),
+        runtime=30,
+    script:
+        "../scripts/synthesis.py"
+
+
+rule publish:
+    # Cheap human-facing copies of the synthesis node; the only outputs outside the store.
+    input:
+        synthesis=manifest(PLAN.synthesis),
+    output:
+        markdown="results/cross_modal_synthesis.md",
+        table="results/cross_modal_synthesis.parquet",
+        detail="results/cross_modal_synthesis.json",
+        figures=report(
+            directory("results/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+        tex=directory("paper/generated"),
+    log:
+        "logs/publish.log",
+    localrule: True
+    script:
+        "../scripts/publish.py"
+
+
+rule paper:
+    input:
+        tex="paper/generated",
+        main="paper/main.tex",
+    output:
+        "paper/main.pdf",
+    log:
+        "logs/paper.log",
+    localrule: True
+    shell:
+        "bash scripts/build_paper.sh {input.main} {output} > {log} 2>&1"

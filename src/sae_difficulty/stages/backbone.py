@@ -1,0 +1,22 @@
+"""Stage `backbone`: train the demo model in Hugging Face format, or record a hub name."""
+
+from __future__ import annotations
+
+from sae_difficulty.io import write_json
+from sae_difficulty.modalities import get_modality
+from sae_difficulty.scripting import NodeContext
+from sae_difficulty.stages.common import BACKBONE_SOURCE, MODEL_DIR
+
+
+def build(ctx: NodeContext) -> None:
+    params = dict(ctx.params)
+    modality_name = params.pop("modality")
+    params.pop("size")
+    seed = params.pop("seed")
+    if params.get("hub"):
+        write_json(ctx.out / BACKBONE_SOURCE, {"modality": modality_name, "hub": params["hub"]})
+        return
+    modality = get_modality(modality_name)
+    summary = modality.train_backbone(params, ctx.out / MODEL_DIR, seed)
+    write_json(ctx.out / "training.json", summary)
+    write_json(ctx.out / BACKBONE_SOURCE, {"modality": modality_name, "hub": None})

@@ -1,0 +1,225 @@
+"""The study's DAG as store nodes: which artifacts a config reaches and their ids.
+
+Snakemake calls ``build_plan`` when it parses the workflow; the CLI calls it to say
+which nodes a config reaches (``store ls``, ``store gc``, ``status``). A stage's
+version is part of every id of that stage: bump it when the stage's code changes
+what it writes, so stale artifacts are not reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sae_difficulty.plan import Node, Plan
+
+STAGE_VERSIONS = {
+    "backbone": "1",
+    "tasks": "1",
+    "evaluate": "1",
+    "extract": "1",
+    "sae_activations": "1",
+    "sae": "1",
+    "sae_quality": "1",
+    "sae_stability": "1",
+    "codes": "1",
+    "probe": "1",
+    "causal": "1",
+    "selective": "1",
+    "synthesis": "1",
+}
+
+MODALITIES = ("llm", "tsfm")
+SIZES = ("small", "large")
+
+
+@dataclass
+class Column:
+    """One column of the synthesis table: a (modality, dataset) and its headline nodes."""
+
+    modality: str
+    dataset: str
+    probe: Node
+    selective: Node
+    causal: Node
+
+    @property
+    def name(self) -> str:
+        return f"{self.modality}_{self.dataset}"
+
+
+def file_sha256(path: str | Path) -> str | None:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sae_key(modality: str, layer: int, arch: str, expansion: int, seed: int) -> str:
+    return f"{modality}/L{layer}/{arch}-x{expansion}-s{seed}"
+
+
+class StudyPlan(Plan):
+    """The plan plus the handles the rules and the synthesis need."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(STAGE_VERSIONS)
+        self.config = config
+        self.columns: list[Column] = []
+        self.sae_quality: list[Node] = []
+        self.sae_stability: list[Node] = []
+        self.sweep_probes: list[Node] = []
+
+
+def enabled_datasets(section: dict[str, Any]) -> list[str]:
+    return [name for name, spec in section["datasets"].items() if spec.get("enabled", True)]
+
+
+def _modality_params(config: dict[str, Any], modality: str) -> dict[str, Any]:
+    return config[modality]
+
+
+def _dataset_params(config: dict[str, Any], modality: str, dataset: str) -> dict[str, Any]:
+    params = dict(config[modality]["datasets"][dataset])
+    if modality == "llm":
+        # Demo tasks come from text held apart from backbone training: the split is part of them.
+        params["corpus"] = config["llm"]["corpus"]
+    if modality == "tsfm" and params.get("sha256") is None:
+        # No expected checksum given: hash the file itself so an edited file is a new node.
+        params["content_sha256"] = file_sha256(params["path"])
+    return params
+
+
+def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[str, Any]:
+    section = config[modality]
+    params = dict(section["backbones"][size])
+    if params.get("hub"):
+        return {"hub": params["hub"]}
+    if modality == "llm":
+        params["corpus"] = section["corpus"]
+    else:
+        # The demo Chronos also pretrains on ETTh1's training part: the cutoff and the
+        # file are part of what it learned.
+        etth1 = dict(section["datasets"]["etth1"])
+        params["etth1"] = {k: etth1[k] for k in ("path", "sha256", "target", "train_fraction")}
+        if etth1.get("sha256") is None:
+            params["etth1"]["content_sha256"] = file_sha256(etth1["path"])
+    return params
+
+
+def build_plan(config: dict[str, Any]) -> StudyPlan:
+    """Declare every node the (validated) config reaches."""
+    plan = StudyPlan(config)
+    seed = config["seed"]
+    sae_cfg = config["sae"]
+    primary_arch, primary_exp, primary_seed = sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]
+    primary_pooling = config["probe"]["poolings"][0]
+    for modality in MODALITIES:
+        section = config[modality]
+        if not section["enabled"]:
+            continue
+        backbones = {
+            size: plan.add("backbone", f"{modality}/{size}", {"modality": modality, "size": size, "seed": seed,
+                                                               **_backbone_params(config, modality, size)})
+            for size in SIZES
+        }  # fmt: skip
+        primary = backbones[section["primary_backbone"]]
+        cheap_size = "small" if section["primary_backbone"] == "small" else "large"
+        expensive_size = "large" if cheap_size == "small" else "small"
+        layers = section["layers"]
+        sae_nodes: dict[tuple[int, str, int, int], Node] = {}
+        activation_nodes: dict[int, Node] = {}
+        for layer in layers:
+            acts = plan.add(
+                "sae_activations", f"{modality}/L{layer}/activations",
+                {"modality": modality, "layer": layer, "seed": seed, **section["sae_activations"]},
+                {"backbone": primary},
+            )  # fmt: skip
+            activation_nodes[layer] = acts
+            for arch in sae_cfg["architectures"]:
+                for expansion in sae_cfg["expansions"]:
+                    seeds = {}
+                    for sae_seed in sae_cfg["seeds"]:
+                        spec = {
+                            "architecture": arch, "expansion": expansion, "seed": sae_seed,
+                            "k": sae_cfg["k"] if arch != "relu" else None,
+                            "l1_coefficient": sae_cfg["l1_coefficient"] if arch == "relu" else None,
+                            "lr": sae_cfg["lr"], "training_tokens": sae_cfg["training_tokens"],
+                            "batch_size": sae_cfg["batch_size"],
+                        }  # fmt: skip
+                        key = sae_key(modality, layer, arch, expansion, sae_seed)
+                        sae = plan.add("sae", key, spec, {"activations": acts})
+                        sae_nodes[(layer, arch, expansion, sae_seed)] = sae
+                        seeds[sae_seed] = sae
+                        plan.sae_quality.append(plan.add(
+                            "sae_quality", f"{key}/quality",
+                            {"modality": modality, "layer": layer, "seed": seed,
+                             "min_explained_variance": sae_cfg["min_explained_variance"],
+                             "spliced_loss": section["spliced_loss"]},
+                            {"sae": sae, "activations": acts, "backbone": primary},
+                        ))  # fmt: skip
+                    if len(seeds) > 1:
+                        plan.sae_stability.append(plan.add(
+                            "sae_stability", f"{modality}/L{layer}/{arch}-x{expansion}/stability",
+                            {"n_random": sae_cfg["stability_random_draws"], "seed": seed},
+                            {f"seed_{s}": node for s, node in seeds.items()},
+                        ))  # fmt: skip
+        for dataset in enabled_datasets(section):
+            tasks = plan.add("tasks", f"{modality}/{dataset}/tasks",
+                             {"modality": modality, "dataset": dataset, "seed": seed,
+                              **_dataset_params(config, modality, dataset)})  # fmt: skip
+            evaluations = {
+                size: plan.add("evaluate", f"{modality}/{dataset}/{size}/evaluate",
+                               {"seed": seed, **section["evaluate"]},
+                               {"backbone": backbones[size], "tasks": tasks})
+                for size in SIZES
+            }  # fmt: skip
+            headline_probe = None
+            for layer in layers:
+                extract = plan.add("extract", f"{modality}/{dataset}/L{layer}/extract",
+                                   {"layer": layer, **section["extract"]},
+                                   {"backbone": primary, "tasks": tasks})  # fmt: skip
+                for arch in sae_cfg["architectures"]:
+                    for expansion in sae_cfg["expansions"]:
+                        sae = sae_nodes[(layer, arch, expansion, primary_seed)]
+                        codes = plan.add("codes", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/codes",
+                                         {"min_explained_variance": sae_cfg["min_explained_variance"]},
+                                         {"sae": sae, "extract": extract})  # fmt: skip
+                        for pooling in config["probe"]["poolings"]:
+                            probe = plan.add(
+                                "probe", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe",
+                                {"pooling": pooling, "seed": seed, "labels": config["labels"],
+                                 **{k: v for k, v in config["probe"].items() if k != "poolings"}},
+                                {"evaluate": evaluations[section["primary_backbone"]],
+                                 "extract": extract, "codes": codes},
+                            )  # fmt: skip
+                            is_headline = (layer, arch, expansion, pooling) == (layers[0], primary_arch, primary_exp, primary_pooling)
+                            if is_headline:
+                                headline_probe = probe
+                            else:
+                                plan.sweep_probes.append(probe)
+            sae = sae_nodes[(layers[0], primary_arch, primary_exp, primary_seed)]
+            causal = plan.add(
+                "causal", f"{modality}/{dataset}/causal",
+                {"seed": seed, **config["causal"], **section["causal"],
+                 "min_explained_variance": sae_cfg["min_explained_variance"], "layer": layers[0]},
+                {"backbone": primary, "tasks": tasks, "sae": sae, "probe": headline_probe,
+                 "activations": activation_nodes[layers[0]]},
+            )  # fmt: skip
+            selective = plan.add(
+                "selective", f"{modality}/{dataset}/selective",
+                {"seed": seed, "calibration": config["calibration"], "cascade": config["cascade"]},
+                {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
+            )  # fmt: skip
+            plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
+    parents: dict[str, Node] = {}
+    for column in plan.columns:
+        parents[f"{column.name}__probe"] = column.probe
+        parents[f"{column.name}__selective"] = column.selective
+        parents[f"{column.name}__causal"] = column.causal
+    for node in plan.sae_quality + plan.sae_stability + plan.sweep_probes:
+        parents[f"{node.stage}__{node.id}"] = node
+    plan.synthesis = plan.add("synthesis", "synthesis", {"name": config["name"], "seed": seed}, parents)
+    return plan
