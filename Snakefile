@@ -20,6 +20,6 @@ include: "rules/synthesis.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/cross_modal_synthesis.md",
-    default_target: True

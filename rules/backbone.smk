@@ -6,14 +6,16 @@ rule backbone:
         unpack(parent_manifests),
     output:
         manifest=store_output("backbone"),
-    params:
-        spec=node_spec,
     log:
         node_log("backbone"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("backbone", 4000),
         runtime=120,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/backbone.py"

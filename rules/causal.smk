@@ -6,14 +6,16 @@ rule causal:
         unpack(parent_manifests),
     output:
         manifest=store_output("causal"),
-    params:
-        spec=node_spec,
     log:
         node_log("causal"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("causal", 4000),
         runtime=120,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/causal.py"

@@ -40,7 +40,9 @@ def manifest(node):
 
 def parent_manifests(wildcards):
     """Input function: each parent's manifest, named by its role (snakemake.input.<role>)."""
-    return {role: manifest(parent) for role, parent in PLAN[wildcards.node].parents.items()}
+    return {
+        role: manifest(parent) for role, parent in PLAN[wildcards.node].parents.items()
+    }
 
 
 def node_spec(wildcards):

@@ -6,14 +6,16 @@ rule tasks:
         unpack(parent_manifests),
     output:
         manifest=store_output("tasks"),
-    params:
-        spec=node_spec,
     log:
         node_log("tasks"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("tasks", 2000),
         runtime=30,
+    params:
+        spec=node_spec,
     script:
         "../scripts/tasks.py"
 
@@ -23,15 +25,17 @@ rule evaluate:
         unpack(parent_manifests),
     output:
         manifest=store_output("evaluate"),
-    params:
-        spec=node_spec,
     log:
         node_log("evaluate"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("evaluate", 4000),
         runtime=120,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/evaluate.py"
 
@@ -40,11 +44,13 @@ rule download_etth1:
     # For users who want a fresh copy of ETTh1 instead of the one in resources/.
     output:
         "resources/downloads/ETTh1.csv",
-    params:
-        url="https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv",
-        sha256="f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
     log:
         "logs/download_etth1.log",
     localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        url="https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv",
+        sha256="f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
     script:
         "../scripts/download_etth1.py"

@@ -6,15 +6,17 @@ rule extract:
         unpack(parent_manifests),
     output:
         manifest=store_output("extract"),
-    params:
-        spec=node_spec,
     log:
         node_log("extract"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("extract", 4000),
         runtime=120,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/extract.py"
 
@@ -24,14 +26,16 @@ rule sae_activations:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_activations"),
-    params:
-        spec=node_spec,
     log:
         node_log("sae_activations"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("sae_activations", 4000),
         runtime=120,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/sae_activations.py"

@@ -6,13 +6,15 @@ rule probe:
         unpack(parent_manifests),
     output:
         manifest=store_output("probe"),
-    params:
-        spec=node_spec,
     log:
         node_log("probe"),
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("probe", 4000),
         runtime=60,
+    params:
+        spec=node_spec,
     script:
         "../scripts/probe.py"

@@ -6,15 +6,17 @@ rule sae:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae"),
-    params:
-        spec=node_spec,
     log:
         node_log("sae"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("sae", 4000),
         runtime=240,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/sae.py"
 
@@ -24,15 +26,17 @@ rule sae_quality:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_quality"),
-    params:
-        spec=node_spec,
     log:
         node_log("sae_quality"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("sae_quality", 4000),
         runtime=60,
         gpu=lambda wc: int(config["gpus"]),
+    params:
+        spec=node_spec,
     script:
         "../scripts/sae_quality.py"
 
@@ -42,14 +46,16 @@ rule sae_stability:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_stability"),
-    params:
-        spec=node_spec,
     log:
         node_log("sae_stability"),
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("sae_stability", 2000),
         runtime=30,
+    params:
+        spec=node_spec,
     script:
         "../scripts/sae_stability.py"
 
@@ -59,13 +65,15 @@ rule codes:
         unpack(parent_manifests),
     output:
         manifest=store_output("codes"),
-    params:
-        spec=node_spec,
     log:
         node_log("codes"),
+    conda:
+        "../envs/models.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("codes", 4000),
         runtime=60,
+    params:
+        spec=node_spec,
     script:
         "../scripts/codes.py"

@@ -6,13 +6,15 @@ rule selective:
         unpack(parent_manifests),
     output:
         manifest=store_output("selective"),
-    params:
-        spec=node_spec,
     log:
         node_log("selective"),
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("selective", 2000),
         runtime=30,
+    params:
+        spec=node_spec,
     script:
         "../scripts/selective.py"

@@ -6,14 +6,16 @@ rule synthesis:
         unpack(parent_manifests),
     output:
         manifest=store_output("synthesis"),
-    params:
-        spec=node_spec,
     log:
         node_log("synthesis"),
+    conda:
+        "../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=mem_mb_for("synthesis", 2000),
         runtime=30,
+    params:
+        spec=node_spec,
     script:
         "../scripts/synthesis.py"
 
@@ -36,6 +38,8 @@ rule publish:
     log:
         "logs/publish.log",
     localrule: True
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/publish.py"
 
@@ -49,5 +53,7 @@ rule paper:
     log:
         "logs/paper.log",
     localrule: True
+    conda:
+        "../envs/paper.yaml"
     shell:
         "bash scripts/build_paper.sh {input.main} {output} > {log} 2>&1"
