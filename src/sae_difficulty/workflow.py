@@ -214,12 +214,56 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                 {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
             )  # fmt: skip
             plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
-    parents: dict[str, Node] = {}
-    for column in plan.columns:
-        parents[f"{column.name}__probe"] = column.probe
-        parents[f"{column.name}__selective"] = column.selective
-        parents[f"{column.name}__causal"] = column.causal
-    for node in plan.sae_quality + plan.sae_stability + plan.sweep_probes:
-        parents[f"{node.stage}__{node.id}"] = node
-    plan.synthesis = plan.add("synthesis", "synthesis", {"name": config["name"], "seed": seed}, parents)
+    plan.synthesis = _add_synthesis(plan, config)
     return plan
+
+
+def _describe_sae(node: Node) -> dict[str, Any]:
+    """modality, layer, architecture, expansion, seed of an SAE node's descendants' rows."""
+    modality, layer, rest = node.key.split("/")[:3]
+    arch, expansion, sae_seed = rest.split("-")
+    return {"modality": modality, "layer": int(layer[1:]), "architecture": arch,
+            "expansion": int(expansion[1:]), "seed": int(sae_seed[1:])}  # fmt: skip
+
+
+def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
+    """The synthesis node: every reported node is a parent, described in its params."""
+    parents: dict[str, Node] = {}
+    columns, sae_rows, stability_rows, sweep_rows = [], [], [], []
+    for column in plan.columns:
+        roles = {stage: f"{column.name}__{stage}" for stage in ("probe", "selective", "causal")}
+        parents.update({roles["probe"]: column.probe, roles["selective"]: column.selective, roles["causal"]: column.causal})
+        columns.append({"name": column.name, "modality": column.modality, "dataset": column.dataset, "roles": roles})
+    for node in plan.sae_quality:
+        role = f"sae_quality__{node.id}"
+        parents[role] = node
+        sae_rows.append({"role": role, **_describe_sae(node.parents["sae"])})
+    for node in plan.sae_stability:
+        role = f"sae_stability__{node.id}"
+        parents[role] = node
+        description = _describe_sae(next(iter(node.parents.values())))
+        description.pop("seed")
+        stability_rows.append({"role": role, "seeds": sorted(int(r.split("_")[1]) for r in node.parents), **description})
+    for node in plan.sweep_probes:
+        role = f"probe__{node.id}"
+        parents[role] = node
+        modality, dataset, layer, sae_name, pooling = node.key.split("/")[:5]
+        arch, expansion = sae_name.split("-")
+        sweep_rows.append({"role": role, "column": f"{modality}_{dataset}", "layer": int(layer[1:]),
+                           "architecture": arch, "expansion": int(expansion[1:]), "pooling": pooling})  # fmt: skip
+    sae_cfg = config["sae"]
+    params = {
+        "name": config["name"],
+        "seed": config["seed"],
+        "primary": {"architecture": sae_cfg["architectures"][0], "expansion": sae_cfg["expansions"][0],
+                    "seed": sae_cfg["seeds"][0], "pooling": config["probe"]["poolings"][0],
+                    "probe_mode": config["probe"]["mode"], "labels": config["labels"],
+                    "layers": {m: config[m]["layers"][0] for m in MODALITIES if config[m]["enabled"]}},  # fmt: skip
+        "verdicts": config["synthesis"],
+        "columns": columns,
+        "sae_rows": sae_rows,
+        "stability_rows": stability_rows,
+        "sweep_rows": sweep_rows,
+        "stage_versions": STAGE_VERSIONS,
+    }
+    return plan.add("synthesis", "synthesis", params, parents)

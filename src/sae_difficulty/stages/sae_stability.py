@@ -21,12 +21,4 @@ def build(ctx: NodeContext) -> None:
         role: decoder_rows(sae_lib.load_sae(path / SAE_DIR)) for role, path in ctx.parents_with_prefix("seed_").items()
     }
     report = stability_report(dictionaries, n_random=ctx.params["n_random"], seed=ctx.params["seed"])
-    names = sorted(dictionaries)
-    matrix = np.asarray(report["pwmcc_matrix"]) if "pwmcc_matrix" in report else None
-    rows = []
-    if matrix is not None:
-        for i, a in enumerate(names):
-            for j, b in enumerate(names):
-                if i < j:
-                    rows.append({"a": a, "b": b, "pwmcc": float(matrix[i, j])})
-    write_experiment(ctx.out, "stability", report, pd.DataFrame(rows, columns=["a", "b", "pwmcc"]))
+    write_experiment(ctx.out, "stability", report, pd.DataFrame(report["pairs"]))

@@ -41,7 +41,7 @@ def build(ctx: NodeContext) -> None:
     expensive_error = _errors_for(scores["id"], ctx.parent("expensive"), "expensive")
     cascade = cascade_report(
         scores[HEADLINE_RUNG].to_numpy(), cheap_error.to_numpy(), expensive_error.to_numpy(),
-        cost_cheap=cascade_cfg["cost_cheap"], cost_expensive=cascade_cfg["cost_expensive"], budget=cascade_cfg["budget"],
+        cost_cheap=cascade_cfg["cost_cheap"], cost_expensive=cascade_cfg["cost_expensive"], budgets=[cascade_cfg["budget"]],
     )  # fmt: skip
     table = pd.DataFrame([
         {"rung": rung, "aurc": selective[rung]["aurc"], "oracle_aurc": selective[rung]["oracle_aurc"],

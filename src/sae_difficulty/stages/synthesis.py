@@ -1,0 +1,161 @@
+"""Stage `synthesis`: the cross-modal table, SAE section, sweep, verdicts, figures and LaTeX."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from sae_difficulty import __version__
+from sae_difficulty.io import dumps, write_parquet
+from sae_difficulty.scripting import NodeContext
+from sae_difficulty.synthesis import (
+    Cell, Footnotes, Table, causal_cells, fmt, fmt_ci, fmt_p, fmt_signed, frame_markdown, latex_frame, latex_table,
+    load_result, markdown_table, long_frame, probe_cells, sae_table, selective_cells, summary_lines, verdicts,
+)  # fmt: skip
+
+FIGURES = "figures"
+PAPER = "paper"
+COLUMN_FIGURES = {"probe": ["ladder.png"], "selective": ["risk_coverage.png", "reliability.png", "cascade.png"],
+                  "causal": ["causal_effects.png"]}  # fmt: skip
+PUBLISHED = ("cross_modal_synthesis.md", "cross_modal_synthesis.parquet", "cross_modal_synthesis.json")
+
+
+def code_version(stage_versions: dict[str, str]) -> str:
+    digest = hashlib.sha256(dumps(stage_versions).encode()).hexdigest()[:8]
+    return f"sae-difficulty {__version__} (stage versions {digest})"
+
+
+def _copy_figures(source: Path, names: list[str], target: Path, prefix: str) -> list[str]:
+    copied = []
+    for name in names:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / f"{prefix}__{name}")
+            copied.append(f"{prefix}__{name}")
+    return copied
+
+
+def _main_table(ctx: NodeContext, figures: Path) -> tuple[Table, dict, list[str]]:
+    columns = ctx.params["columns"]
+    table = Table("", [c["name"] for c in columns])
+    data, figure_names = {}, []
+    for column in columns:
+        dirs = {stage: ctx.parent(role) for stage, role in column["roles"].items()}
+        results = {stage: load_result(dirs[stage], stage) for stage in dirs}
+        cells = {
+            **probe_cells(results["probe"], dirs["probe"].name),
+            **causal_cells(results["causal"], dirs["causal"].name),
+            **selective_cells(results["selective"], dirs["selective"].name),
+        }
+        for label, cell in cells.items():
+            table.put(label, column["name"], cell)
+        data[column["name"]] = results
+        for stage, names in COLUMN_FIGURES.items():
+            figure_names += _copy_figures(dirs[stage], names, figures, f"{column['name']}__{stage}")
+    return table, data, figure_names
+
+
+def _sae_section(ctx: NodeContext, figures: Path) -> tuple[pd.DataFrame, list[str]]:
+    quality, figure_names = {}, []
+    for row in ctx.params["sae_rows"]:
+        directory = ctx.parent(row["role"])
+        quality[row["role"]] = (load_result(directory, "quality"), directory.name)
+        prefix = f"sae_{row['modality']}_L{row['layer']}_{row['architecture']}x{row['expansion']}_s{row['seed']}"
+        figure_names += _copy_figures(directory, ["feature_frequency.png"], figures, prefix)
+    stability = {}
+    for row in ctx.params["stability_rows"]:
+        directory = ctx.parent(row["role"])
+        group = (row["modality"], row["layer"], row["architecture"], row["expansion"])
+        stability[group] = (load_result(directory, "stability"), directory.name)
+    return sae_table(ctx.params["sae_rows"], quality, stability), figure_names
+
+
+def _sweep_table(ctx: NodeContext) -> Table:
+    table = Table("sweep", ["P2 AUROC", "P3 AUROC", "Δ(P3−P2) [95% CI]", "p (paired perm)"])
+    for row in ctx.params["sweep_rows"]:
+        directory = ctx.parent(row["role"])
+        ladder = load_result(directory, "probe")["ladder"]
+        aurocs = {r["rung"]: r["auroc"] for r in ladder["table"]}
+        delta = ladder["deltas"]["P3-P2"]
+        label = f"{row['column']} L{row['layer']} {row['architecture']} x{row['expansion']} {row['pooling']}"
+        node = directory.name
+        table.put(label, "P2 AUROC", Cell(fmt(aurocs["P2"]), "probe", node, aurocs["P2"]))
+        table.put(label, "P3 AUROC", Cell(fmt(aurocs["P3"]), "probe", node, aurocs["P3"]))
+        table.put(label, "Δ(P3−P2) [95% CI]", Cell(
+            f"{fmt_signed(delta['delta'])} {fmt_ci(delta['ci_low'], delta['ci_high'], signed=True)}", "probe", node,
+            delta["delta"], delta["ci_low"], delta["ci_high"], delta["p_paired_permutation"]))  # fmt: skip
+        table.put(label, "p (paired perm)", Cell(fmt_p(delta["p_paired_permutation"]), "probe", node, p=delta["p_paired_permutation"]))
+    return table
+
+
+def _header(params: dict) -> list[str]:
+    primary = params["primary"]
+    layers = ", ".join(f"{m} layer {layer}" for m, layer in primary["layers"].items())
+    return [
+        "# Cross-modal synthesis: do SAE features encode self-difficulty?",
+        "",
+        f"Config `{params['name']}` · {code_version(params['stage_versions'])} · seed {params['seed']}.",
+        f"Headline probes: {layers}; {primary['architecture']} SAE at {primary['expansion']}× width (seed {primary['seed']}); "
+        f"{primary['pooling']} pooling; probe mode `{primary['probe_mode']}`; difficulty = error above the "
+        f"{primary['labels']['quantile']} quantile ({primary['labels']['scope']} scope) for continuous errors, "
+        "incorrect for binary ones.",
+        "AUROCs with 95% bootstrap CIs; Δ with paired-bootstrap 95% CIs; p values two-sided. Each number's footnote "
+        "names the store node it came from (`<store>/<stage>/<node id>/`, with `spec.json` and `manifest.json`).",
+        "",
+    ]
+
+
+def build(ctx: NodeContext) -> None:
+    params = ctx.params
+    figures = ctx.out / FIGURES
+    figures.mkdir()
+    main, column_data, figure_names = _main_table(ctx, figures)
+    sae_frame, sae_figures = _sae_section(ctx, figures)
+    sweep = _sweep_table(ctx) if params["sweep_rows"] else None
+    column_modalities = {c["name"]: c["modality"] for c in params["columns"]}
+    verdict = verdicts(column_data, params["verdicts"])
+
+    notes = Footnotes()
+    lines = _header(params) + ["## Summary", ""]
+    lines += [f"- {line}" for line in summary_lines(column_modalities, verdict, params["verdicts"])]
+    lines += ["", "## Self-difficulty signal (Q1 probes, Q2 causal, Q3 selective, Q4 cascade)", ""]
+    lines += markdown_table(main, notes)
+    lines += ["", "## SAEs: quality and stability", "",
+              "EV = explained variance on held-out activations; L0 = mean active features per token; dead = share of "
+              "features that never fired on the held-out budget; spliced Δ = loss increase with the reconstruction "
+              "spliced in (nats for the LM, CRPS for Chronos); recovered = share of the zero-ablation loss gap the "
+              "reconstruction recovers; PWMCC across seeds vs random dictionaries of the same shape.", ""]  # fmt: skip
+    lines += frame_markdown(sae_frame, notes, {"quality_node": "sae_quality", "stability_node": "sae_stability"})
+    if sweep is not None:
+        lines += ["", "## Robustness sweep (other layers, SAE widths and poolings)", ""]
+        lines += markdown_table(sweep, notes)
+    lines += ["", "## Figures", ""]
+    lines += [f"- [{name}](figures/{name})" for name in figure_names + sae_figures]
+    lines += ["", "## Sources", ""] + notes.lines() + [""]
+    markdown = "\n".join(lines)
+
+    frames = [long_frame(main, "main")] + ([long_frame(sweep, "sweep")] if sweep is not None else [])
+    (ctx.out / "cross_modal_synthesis.md").write_text(markdown)
+    write_parquet(ctx.out / "cross_modal_synthesis.parquet", pd.concat(frames, ignore_index=True))
+    detail = {"config": params["name"], "code_version": code_version(params["stage_versions"]), "seed": params["seed"],
+              "primary": params["primary"], "verdicts": verdict, "main": long_frame(main, "main"),
+              "sae": sae_frame, "sweep": long_frame(sweep, "sweep") if sweep is not None else []}  # fmt: skip
+    (ctx.out / "cross_modal_synthesis.json").write_text(dumps(detail))
+    paper = ctx.out / PAPER
+    paper.mkdir()
+    (paper / "main_table.tex").write_text(latex_table(main, "Self-difficulty signal per modality and dataset.", "tab:main"))
+    (paper / "sae_table.tex").write_text(latex_frame(sae_frame, "SAE quality and stability.", "tab:sae"))
+    (paper / "summary.tex").write_text("\n\n".join(line.replace("**", "") for line in summary_lines(column_modalities, verdict, params["verdicts"])) + "\n")
+
+
+def publish(snakemake) -> None:
+    """View rule: copy the synthesis node's tables, figures and LaTeX to results/ and paper/generated/."""
+    node = Path(snakemake.input.synthesis).parent
+    for name, target in zip(PUBLISHED, (snakemake.output.markdown, snakemake.output.table, snakemake.output.detail)):
+        shutil.copyfile(node / name, target)
+    for source, target in ((node / FIGURES, Path(snakemake.output.figures)), (node / PAPER, Path(snakemake.output.tex))):
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(source, target)
