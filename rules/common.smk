@@ -1,4 +1,5 @@
 # Config validation, the content-addressed plan and path helpers shared by every rule.
+import shutil
 import sys
 from pathlib import Path
 
