@@ -1,0 +1,71 @@
+"""The whole DAG on config/ci.yaml, twice from empty stores: it runs, every column is
+filled, and the synthesis files are byte-identical (reproducibility)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, RERUN_TRIGGERS, planned_jobs, run_snakemake
+
+pytestmark = pytest.mark.integration
+
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles", "report", "paper")
+SYNTHESIS = ("cross_modal_synthesis.md", "cross_modal_synthesis.json", "cross_modal_synthesis.parquet")
+COLUMNS = ("llm_hellaswag", "llm_squad", "tsfm_etth1")
+
+
+def workflow_copy(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("generated", "*.pdf"))
+        elif source.exists():
+            shutil.copy2(source, root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def ci_runs(tmp_path_factory):
+    runs = []
+    for name in ("first", "second"):
+        workdir = workflow_copy(tmp_path_factory.mktemp("integration") / name)
+        run_snakemake(["--cores", "2", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir, timeout=1800)
+        runs.append(workdir)
+    return runs
+
+
+def test_ci_config_fills_every_column(ci_runs):
+    results = ci_runs[0] / "results"
+    markdown = (results / "cross_modal_synthesis.md").read_text()
+    for column in COLUMNS:
+        assert column in markdown
+    table = pd.read_parquet(results / "cross_modal_synthesis.parquet")
+    main = table[table["section"] == "main"]
+    assert set(main["column"]) == set(COLUMNS)
+    aurocs = main[main["row"].str.startswith("P") & main["row"].str.endswith("AUROC")]
+    assert len(aurocs) == 5 * len(COLUMNS) and aurocs["value"].between(0, 1).all()
+    assert main["node_id"].str.fullmatch(r"[0-9a-f]{12}").all()
+    assert "## Summary" in markdown and "**llm**" in markdown and "**tsfm**" in markdown
+    assert any((results / "figures").glob("*ladder.png"))
+
+
+def test_two_runs_from_empty_stores_are_byte_identical(ci_runs):
+    first, second = (run / "results" for run in ci_runs)
+    for name in SYNTHESIS:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_store_verifies_and_nothing_is_left_to_do(ci_runs):
+    workdir = ci_runs[0]
+    from sae_difficulty.store import iter_store, verify_node
+
+    nodes = list(iter_store(workdir / "results" / "store"))
+    assert nodes and all(node.complete for node in nodes)
+    assert all(verify_node(node.path) == [] for node in nodes)
+    dry = run_snakemake(["-n", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir)
+    assert planned_jobs(dry.stdout) == {}
