@@ -16,8 +16,8 @@ def build(ctx: NodeContext) -> None:
     cache_path = ctx.parent("activations") / ACTIVATIONS
     heldout = read_array(open_zarr_group(cache_path, "SAE training cache"), "heldout", cache_path)
     sae = sae_lib.load_sae(ctx.parent("sae") / SAE_DIR, expected_d_in=heldout.shape[1])
-    quality = sae_lib.evaluate_quality(sae, heldout)
-    frequencies = np.asarray(quality.pop("feature_frequencies"))
+    result = sae_lib.evaluate_quality(sae, heldout)
+    quality, frequencies = dict(result.metrics), np.asarray(result.feature_frequency)
     modality, model = load_backbone(ctx.parent("backbone"))
     spliced = modality.spliced_loss(model, sae, params["layer"], params["spliced_loss"], params["seed"])
     detail = {
