@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from sae_difficulty import sae as sae_lib
@@ -12,13 +11,9 @@ from sae_difficulty.scripting import NodeContext
 from sae_difficulty.stages.common import SAE_DIR
 
 
-def decoder_rows(sae) -> np.ndarray:
-    return sae.W_dec.detach().cpu().numpy().astype(np.float64)
-
-
 def build(ctx: NodeContext) -> None:
     dictionaries = {
-        role: decoder_rows(sae_lib.load_sae(path / SAE_DIR)) for role, path in ctx.parents_with_prefix("seed_").items()
+        role: sae_lib.decoder_directions(sae_lib.load_sae(path / SAE_DIR)) for role, path in ctx.parents_with_prefix("seed_").items()
     }
     report = stability_report(dictionaries, n_random=ctx.params["n_random"], seed=ctx.params["seed"])
     write_experiment(ctx.out, "stability", report, pd.DataFrame(report["pairs"]))
