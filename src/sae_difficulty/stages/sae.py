@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import math
+
 from sae_difficulty import sae as sae_lib
 from sae_difficulty.io import write_json
 from sae_difficulty.scripting import NodeContext
 from sae_difficulty.stages.common import ACTIVATIONS, SAE_DIR
 
+MIN_BUFFER_BATCHES = 8
+BUFFER_CHUNKS = 2
+
+
+def buffer_batches(chunk_rows: int, batch_size: int) -> int:
+    """Batches held in the shuffle buffer: at least two cache chunks' worth of rows.
+
+    The streaming shuffle mixes rows within the buffer, so it must span more than one
+    chunk; the bound depends only on the cache layout and the batch size, so the same
+    spec always gives the same data order.
+    """
+    return max(MIN_BUFFER_BATCHES, math.ceil(BUFFER_CHUNKS * chunk_rows / batch_size) + 1)
+
 
 def build(ctx: NodeContext) -> None:
+    cache_path = ctx.parent("activations") / ACTIVATIONS
+    cache = sae_lib.open_training_cache(cache_path)
     params = {k: v for k, v in ctx.params.items() if v is not None}
+    params["max_batches_in_memory"] = buffer_batches(cache.train.chunks[0], params["batch_size"])
     spec = sae_lib.SAETrainingSpec.from_dict(params)
-    summary = sae_lib.train_sae(ctx.parent("activations") / ACTIVATIONS, spec, ctx.out / SAE_DIR, progress=True)
-    write_json(ctx.out / "training.json", summary)
+    summary = sae_lib.train_sae(cache_path, spec, ctx.out / SAE_DIR, progress=True)
+    write_json(ctx.out / "training.json", {k: v for k, v in summary.items() if k != "wall_time_s"})
