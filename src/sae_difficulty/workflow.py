@@ -92,6 +92,28 @@ def _dataset_params(config: dict[str, Any], modality: str, dataset: str) -> dict
     return params
 
 
+def _etth1_reference(section: dict[str, Any]) -> dict[str, Any]:
+    etth1 = dict(section["datasets"]["etth1"])
+    reference = {k: etth1[k] for k in ("path", "sha256", "target", "train_fraction")}
+    if etth1.get("sha256") is None:
+        reference["content_sha256"] = file_sha256(etth1["path"])
+    return reference
+
+
+def _pool_params(config: dict[str, Any], modality: str) -> dict[str, Any]:
+    """What the backbone was trained on, for stages that draw from the same pool.
+
+    The TSFM's SAE activations and spliced-loss windows come from its pretraining mix
+    (synthetic series + ETTh1 before the cutoff); the LM's from its held-apart corpus.
+    """
+    section = config[modality]
+    if modality == "llm":
+        return {"corpus": section["corpus"]}
+    backbone = section["backbones"][section["primary_backbone"]]
+    return {"synthetic_series": backbone["synthetic_series"], "synthetic_length": backbone["synthetic_length"],
+            "etth1": _etth1_reference(section)}  # fmt: skip
+
+
 def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[str, Any]:
     section = config[modality]
     params = dict(section["backbones"][size])
@@ -102,10 +124,7 @@ def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[s
     else:
         # The demo Chronos also pretrains on ETTh1's training part: the cutoff and the
         # file are part of what it learned.
-        etth1 = dict(section["datasets"]["etth1"])
-        params["etth1"] = {k: etth1[k] for k in ("path", "sha256", "target", "train_fraction")}
-        if etth1.get("sha256") is None:
-            params["etth1"]["content_sha256"] = file_sha256(etth1["path"])
+        params["etth1"] = _etth1_reference(section)
     return params
 
 
@@ -134,7 +153,8 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
         for layer in layers:
             acts = plan.add(
                 "sae_activations", f"{modality}/L{layer}/activations",
-                {"modality": modality, "layer": layer, "seed": seed, **section["sae_activations"]},
+                {"modality": modality, "layer": layer, "seed": seed, **section["sae_activations"],
+                 **_pool_params(config, modality)},
                 {"backbone": primary},
             )  # fmt: skip
             activation_nodes[layer] = acts
@@ -157,7 +177,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                             "sae_quality", f"{key}/quality",
                             {"modality": modality, "layer": layer, "seed": seed,
                              "min_explained_variance": sae_cfg["min_explained_variance"],
-                             "spliced_loss": section["spliced_loss"]},
+                             "spliced_loss": {**section["spliced_loss"], **_pool_params(config, modality)}},
                             {"sae": sae, "activations": acts, "backbone": primary},
                         ))  # fmt: skip
                     if len(seeds) > 1:
