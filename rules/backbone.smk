@@ -6,6 +6,8 @@ rule backbone:
         unpack(parent_manifests),
     output:
         manifest=store_output("backbone"),
+    benchmark:
+        "results/benchmarks/backbone/{node}.tsv"
     log:
         node_log("backbone"),
     conda:

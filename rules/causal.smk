@@ -6,6 +6,8 @@ rule causal:
         unpack(parent_manifests),
     output:
         manifest=store_output("causal"),
+    benchmark:
+        "results/benchmarks/causal/{node}.tsv"
     log:
         node_log("causal"),
     conda:

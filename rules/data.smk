@@ -6,6 +6,8 @@ rule tasks:
         unpack(parent_manifests),
     output:
         manifest=store_output("tasks"),
+    benchmark:
+        "results/benchmarks/tasks/{node}.tsv"
     log:
         node_log("tasks"),
     conda:
@@ -25,6 +27,8 @@ rule evaluate:
         unpack(parent_manifests),
     output:
         manifest=store_output("evaluate"),
+    benchmark:
+        "results/benchmarks/evaluate/{node}.tsv"
     log:
         node_log("evaluate"),
     conda:

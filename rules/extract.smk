@@ -6,6 +6,8 @@ rule extract:
         unpack(parent_manifests),
     output:
         manifest=store_output("extract"),
+    benchmark:
+        "results/benchmarks/extract/{node}.tsv"
     log:
         node_log("extract"),
     conda:
@@ -26,6 +28,8 @@ rule sae_activations:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_activations"),
+    benchmark:
+        "results/benchmarks/sae_activations/{node}.tsv"
     log:
         node_log("sae_activations"),
     conda:

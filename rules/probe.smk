@@ -6,6 +6,8 @@ rule probe:
         unpack(parent_manifests),
     output:
         manifest=store_output("probe"),
+    benchmark:
+        "results/benchmarks/probe/{node}.tsv"
     log:
         node_log("probe"),
     conda:

@@ -6,6 +6,8 @@ rule sae:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae"),
+    benchmark:
+        "results/benchmarks/sae/{node}.tsv"
     log:
         node_log("sae"),
     conda:
@@ -26,6 +28,8 @@ rule sae_quality:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_quality"),
+    benchmark:
+        "results/benchmarks/sae_quality/{node}.tsv"
     log:
         node_log("sae_quality"),
     conda:
@@ -46,6 +50,8 @@ rule sae_stability:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_stability"),
+    benchmark:
+        "results/benchmarks/sae_stability/{node}.tsv"
     log:
         node_log("sae_stability"),
     conda:
@@ -65,6 +71,8 @@ rule codes:
         unpack(parent_manifests),
     output:
         manifest=store_output("codes"),
+    benchmark:
+        "results/benchmarks/codes/{node}.tsv"
     log:
         node_log("codes"),
     conda:

@@ -6,6 +6,8 @@ rule selective:
         unpack(parent_manifests),
     output:
         manifest=store_output("selective"),
+    benchmark:
+        "results/benchmarks/selective/{node}.tsv"
     log:
         node_log("selective"),
     conda:

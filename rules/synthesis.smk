@@ -6,6 +6,8 @@ rule synthesis:
         unpack(parent_manifests),
     output:
         manifest=store_output("synthesis"),
+    benchmark:
+        "results/benchmarks/synthesis/{node}.tsv"
     log:
         node_log("synthesis"),
     conda:
