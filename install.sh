@@ -20,6 +20,6 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
     echo "installing torch==$TORCH_VERSION"
     "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
 fi
-echo "installing sae-difficulty and its test extras (versions pinned by constraints.txt)"
-"$PY" -m pip install --quiet -c constraints.txt -e ".[test]"
+echo "installing sae-difficulty with its test and slurm extras (versions pinned by constraints.txt)"
+"$PY" -m pip install --quiet -c constraints.txt -e ".[test,slurm]"
 "$PY" -c "import sae_difficulty, torch, sae_lens, transformer_lens, chronos, zarr; print('sae-difficulty', sae_difficulty.__version__, '| torch', torch.__version__)"

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from sae_difficulty.config import SCHEMA_PATH, validate_config
 from sae_difficulty.errors import InputError
-from sae_difficulty.workflow import build_plan
+from sae_difficulty.workflow import build_plan, memory_request_mb
 
 try:
     # One-line errors naming the key; then Snakemake's own validator (same schema, same defaults).
@@ -55,9 +55,10 @@ def node_params(wildcards):
 
 
 def mem_mb_for(stage, base_mb):
-    """Memory request per stage, scaled by the size the config asks for (honest Slurm requests)."""
+    """Memory request: the stage's base plus what the node's backbone/SAE sizes need,
+    scaled by the attempt (a retried job asks for more)."""
 
     def request(wildcards, attempt):
-        return int(base_mb * attempt)
+        return memory_request_mb(PLAN[wildcards.node], base_mb) * attempt
 
     return request

@@ -13,6 +13,7 @@ filesystem), the first rename wins and the second discards its copy.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ MANIFEST = "manifest.json"
 SPEC = "spec.json"
 TEMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+_PLACE_ATTEMPTS = 5
 REPORTED_LIBRARIES = (
     "numpy", "scipy", "sklearn", "pandas", "pyarrow", "zarr", "torch", "transformers",
     "tokenizers", "transformer_lens", "sae_lens", "chronos", "datasets", "snakemake",
@@ -185,26 +187,51 @@ class NodeWriter:
         self._move_into_place()
 
     def _move_into_place(self) -> None:
+        """Rename the finished temporary directory to ``final_dir``; the first writer wins.
+
+        rename(2) replaces a missing or EMPTY directory atomically (Snakemake creates
+        the output's parent before the job runs) and fails on a non-empty one, so two
+        writers racing for the same node cannot both succeed and a complete node is
+        never moved or deleted: the loser sees the winner's manifest and discards its
+        own copy (content addressing says both are the same artifact). A non-empty,
+        incomplete directory (left by a writer that did not use this class) is moved
+        aside, unless it turns out to be complete by the time it is moved, in which
+        case it is put back.
+        """
         final = self.final_dir
-        if final.exists():
+        for _ in range(_PLACE_ATTEMPTS):
+            try:
+                os.replace(self.path, final)
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            else:
+                _fsync_dir(final.parent)
+                return
             if is_complete(final):
-                # Another writer finished the same node first; content addressing says
-                # both copies are the same artifact, so keep the one already there.
                 shutil.rmtree(self.path, ignore_errors=True)
                 return
-            # An empty directory (Snakemake creates output parents) or a leftover
-            # incomplete one: move it aside atomically, then replace it.
-            trash = final.parent / f"{TRASH_PREFIX}{self.node_id}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            self._move_aside_leftover(final)
+        raise StoreError(f"{final}: could not move the new node into place ({_PLACE_ATTEMPTS} attempts; another process keeps writing into it)")
+
+    def _move_aside_leftover(self, final: Path) -> None:
+        trash = final.parent / f"{TRASH_PREFIX}{self.node_id}-{uuid.uuid4().hex[:8]}"
         try:
-            os.replace(self.path, final)
-        except OSError:
-            if is_complete(final):
-                shutil.rmtree(self.path, ignore_errors=True)
+            os.replace(final, trash)
+        except FileNotFoundError:
+            return  # another writer moved it first
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
                 return
             raise
-        _fsync_dir(final.parent)
+        if is_complete(trash):
+            # A competing writer's complete node landed between the check and the move:
+            # put it back. Should a third copy have taken its place meanwhile, leave it
+            # as trash rather than delete a node a reader may hold (`store gc` lists it).
+            with contextlib.suppress(OSError):
+                os.replace(trash, final)
+            return
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 @dataclass

@@ -50,6 +50,46 @@ class Column:
         return f"{self.modality}_{self.dataset}"
 
 
+# Parameter counts of the hub models config/paper.yaml names (for memory requests).
+HUB_PARAMETERS = {
+    "EleutherAI/pythia-14m": 14e6, "EleutherAI/pythia-70m": 70e6, "EleutherAI/pythia-160m": 160e6,
+    "EleutherAI/pythia-410m": 410e6, "EleutherAI/pythia-1b": 1.0e9, "EleutherAI/pythia-1.4b": 1.4e9,
+    "EleutherAI/pythia-2.8b": 2.8e9, "EleutherAI/pythia-6.9b": 6.9e9,
+    "amazon/chronos-t5-tiny": 8e6, "amazon/chronos-t5-mini": 20e6, "amazon/chronos-t5-small": 46e6,
+    "amazon/chronos-t5-base": 200e6, "amazon/chronos-t5-large": 710e6,
+}  # fmt: skip
+UNKNOWN_HUB_PARAMETERS = 3e9
+HUB_WIDTH = {"EleutherAI/pythia-410m": 1024, "EleutherAI/pythia-2.8b": 2560,
+             "amazon/chronos-t5-small": 512, "amazon/chronos-t5-base": 768}  # fmt: skip
+UNKNOWN_HUB_WIDTH = 4096
+
+
+def backbone_parameters(params: dict[str, Any]) -> float:
+    """Rough parameter count of a backbone node (hub table, or from the demo sizes)."""
+    if params.get("hub"):
+        return HUB_PARAMETERS.get(params["hub"], UNKNOWN_HUB_PARAMETERS)
+    d, layers = params["d_model"], params["n_layers"]
+    width = params.get("d_mlp") or params.get("d_ff")
+    vocab = params.get("vocab_size") or params.get("n_tokens")
+    per_layer = 4 * d * d + 2 * d * width
+    return (layers * (2 if params["modality"] == "tsfm" else 1)) * per_layer + vocab * d * 2
+
+
+def memory_request_mb(node: Node, base_mb: int) -> int:
+    """mem_mb for a job: its base plus three fp32 copies of the backbone it loads
+    (the HF model, the converted copy, activations/gradients), and its SAE if it trains one."""
+    backbone = node if node.stage == "backbone" else node.parents.get("backbone")
+    extra = 0.0
+    if backbone is not None:
+        extra += 3 * 4 * backbone_parameters(backbone.params)
+    if node.stage == "sae":
+        model = node.parents["activations"].parents["backbone"].params
+        d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else model["d_model"]
+        # weights, gradients and two Adam moments of W_enc and W_dec
+        extra += 4 * 4 * 2 * d_in * d_in * node.params["expansion"]
+    return int(base_mb + extra / 2**20)
+
+
 def file_sha256(path: str | Path) -> str | None:
     path = Path(path)
     if not path.is_file():
@@ -83,9 +123,6 @@ def _modality_params(config: dict[str, Any], modality: str) -> dict[str, Any]:
 
 def _dataset_params(config: dict[str, Any], modality: str, dataset: str) -> dict[str, Any]:
     params = dict(config[modality]["datasets"][dataset])
-    if modality == "llm":
-        # Demo tasks come from text held apart from backbone training: the split is part of them.
-        params["corpus"] = config["llm"]["corpus"]
     if modality == "tsfm" and params.get("sha256") is None:
         # No expected checksum given: hash the file itself so an edited file is a new node.
         params["content_sha256"] = file_sha256(params["path"])
