@@ -17,9 +17,11 @@ include: "rules/probe.smk"
 include: "rules/causal.smk"
 include: "rules/selective.smk"
 include: "rules/synthesis.smk"
+include: "rules/modular.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/cross_modal_synthesis.md",
+        "results/modular/stability.md" if config["modular"]["enabled"] else [],

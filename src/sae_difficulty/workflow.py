@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sae_difficulty.plan import Node, Plan
+from sae_difficulty.workflow_modular import MODULAR_STAGE_VERSIONS, add_modular_nodes
 
 STAGE_VERSIONS = {
     "backbone": "1",
@@ -29,6 +30,7 @@ STAGE_VERSIONS = {
     "causal": "1",
     "selective": "1",
     "synthesis": "1",
+    **MODULAR_STAGE_VERSIONS,
 }
 
 MODALITIES = ("llm", "tsfm")
@@ -111,6 +113,7 @@ class StudyPlan(Plan):
         self.sae_quality: list[Node] = []
         self.sae_stability: list[Node] = []
         self.sweep_probes: list[Node] = []
+        self.modular: dict[str, Any] = {}
 
 
 def enabled_datasets(section: dict[str, Any]) -> list[str]:
@@ -271,6 +274,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                 {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
             )  # fmt: skip
             plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
+    plan.modular = add_modular_nodes(plan, config)
     plan.synthesis = _add_synthesis(plan, config)
     return plan
 
@@ -308,8 +312,13 @@ def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
         arch, expansion = sae_name.split("-")
         sweep_rows.append({"role": role, "column": f"{modality}_{dataset}", "layer": int(layer[1:]),
                            "architecture": arch, "expansion": int(expansion[1:]), "pooling": pooling})  # fmt: skip
+    modular_role = None
+    if plan.modular:
+        modular_role = f"modular_stability__{plan.modular['stability'].id}"
+        parents[modular_role] = plan.modular["stability"]
     sae_cfg = config["sae"]
     params = {
+        "modular_role": modular_role,
         "name": config["name"],
         "seed": config["seed"],
         "primary": {"architecture": sae_cfg["architectures"][0], "expansion": sae_cfg["expansions"][0],

@@ -10,6 +10,7 @@ import pandas as pd
 
 from sae_difficulty import __version__
 from sae_difficulty.io import dumps, write_parquet
+from sae_difficulty.modular_report import synthesis_rows
 from sae_difficulty.scripting import NodeContext
 from sae_difficulty.synthesis import (
     Cell, Footnotes, Table, causal_cells, fmt, fmt_ci, fmt_p, fmt_signed, frame_markdown, latex_frame, latex_table,
@@ -128,6 +129,9 @@ def build(ctx: NodeContext) -> None:
               "spliced in (nats for the LM, CRPS for Chronos); recovered = share of the zero-ablation loss gap the "
               "reconstruction recovers; PWMCC across seeds vs random dictionaries of the same shape.", ""]  # fmt: skip
     lines += frame_markdown(sae_frame, notes, {"quality_node": "sae_quality", "stability_node": "sae_stability"})
+    if params.get("modular_role"):
+        lines += ["", "### Modular arithmetic (ground truth): stability across seeds and Fourier recovery", ""]
+        lines += frame_markdown(synthesis_rows(ctx.parent(params["modular_role"])), notes, {"stability_node": "modular_stability"})
     if sweep is not None:
         lines += ["", "## Robustness sweep (other layers, SAE widths and poolings)", ""]
         lines += markdown_table(sweep, notes)

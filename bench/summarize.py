@@ -1,0 +1,227 @@
+"""Write the summary tables of ``bench/README.md`` from ``bench/results/*.json``.
+
+The tables sit between ``<!-- summary:start -->`` and ``<!-- summary:end -->``; this
+script replaces that block, so every number in the README is one the JSON holds.
+
+    python bench/summarize.py           # rewrite the block in bench/README.md
+    python bench/summarize.py --print   # print it instead
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib  # noqa: E402
+
+START, END = "<!-- summary:start -->", "<!-- summary:end -->"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = benchlib.RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def verdict(value: float | None, target: float) -> str:
+    if value is None:
+        return "-"
+    return "met" if value >= target else "**missed**"
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def load_note(doc: dict[str, Any]) -> str:
+    return f"load {doc['loadavg_before'][0]}→{doc['loadavg_after'][0]}"
+
+
+def extraction_rows() -> list[str]:
+    rows = []
+    for name in ("extraction_tsfm", "extraction_llm", "extraction"):
+        doc = load(name)
+        if doc is None:
+            continue
+        command = doc["command"]
+        for modality in ("tsfm", "llm"):
+            for key, r in sorted(doc.get(modality, {}).items()):
+                unit = "windows" if modality == "tsfm" else "examples"
+                ratio = r["ratio_extract_vs_forward"]
+                line = (
+                    f"| 1 | {modality} {key}: extraction {fmt(r['extract']['tokens_per_s'], 0)} tokens/s, "
+                    f"{fmt(r['extract'][f'{unit}_per_s'], 1)} {unit}/s; bare forward {fmt(r['forward']['tokens_per_s'], 0)} tokens/s "
+                    f"| **{fmt(ratio)}** (≥ 0.8) | {verdict(ratio, 0.8)} "
+                )
+                extra = f"FLOP fraction of the 1-thread matmul ({fmt(doc['matmul_gflop_s_1thread'], 0)} GFLOP/s): {fmt(r['extract']['fraction_of_matmul'], 3)}"
+                if "ratio_extract_proposed_vs_forward" in r:
+                    extra += (
+                        f"; vs forward stopped at the layer {fmt(r['ratio_extract_vs_forward_to_layer'])}; "
+                        f"proposed fix {fmt(r['ratio_extract_proposed_vs_forward'])} (identical cache: "
+                        f"{all(v['identical'] for v in r['proposed_equals_project'].values())}), "
+                        f"+ length-sorted batches {fmt(r['ratio_extract_proposed_sorted_vs_forward'])}"
+                    )
+                rows.append(line + f"| {extra}; {load_note(doc)} | `{command}` |")
+    return rows
+
+
+def sae_rows() -> list[str]:
+    doc = load("sae_training")
+    if doc is None:
+        return []
+    rows = []
+    for shape, r in doc["throughput"].items():
+        ratio = r["ratio_stream_vs_memory"]
+        rows.append(
+            f"| 2 | SAE training, {shape} shape (d={r['shape']['d']}, x{r['shape']['expansion']}, batch {r['shape']['batch_size']}): "
+            f"streamed {fmt(r['tokens_per_s']['stream'], 0)} tokens/s, in-memory {fmt(r['tokens_per_s']['memory'], 0)} "
+            f"| **{fmt(ratio)}** (≥ 0.9) | {verdict(ratio, 0.9)} | proposed stream {fmt(r['ratio_stream_proposed_vs_memory'])}; "
+            f"loader alone ms/batch: {r['loader_ms_per_batch']}; {load_note(doc)} | `{doc['command']}` |"
+        )
+    m = doc["peak_memory"]
+    rows.append(
+        f"| 2 | peak RSS, cache {m['rows']['1x']:,} → {m['rows']['4x']:,} rows ({m['data_mb']['1x']} → {m['data_mb']['4x']} MiB): "
+        f"streamed {fmt(m['stream']['1x']['peak_rss_mb'], 0)} → {fmt(m['stream']['4x']['peak_rss_mb'], 0)} MiB, "
+        f"in-memory {fmt(m['memory']['1x']['peak_rss_mb'], 0)} → {fmt(m['memory']['4x']['peak_rss_mb'], 0)} MiB "
+        f"| +{m['stream']['growth_mb']} MiB vs +{m['memory']['growth_mb']} MiB | {'met' if m['stream_bounded'] else '**missed**'} "
+        f"| streaming buffer peak {m['stream']['4x'].get('max_rows_buffered')} rows | `{doc['command']}` |"
+    )
+    return rows
+
+
+def cache_rows() -> list[str]:
+    doc = load("cache_read")
+    if doc is None:
+        return []
+    rows = []
+    for key, r in doc["at_project_chunking"].items():
+        best = doc["best_chunking"][key]
+        best_into = doc["best_chunking_into_buffer"][key]
+        rows.append(
+            f"| 3 | zarr read, {key.replace('_', ', ')} cache, {doc['project_chunk_rows']}-row chunks ({r['chunk_mib']} MiB): "
+            f"zarr {fmt(r['zarr_mb_s'], 0)} MB/s, memmap {fmt(r['memmap_mb_s'], 0)} MB/s "
+            f"| **{fmt(r['ratio'])}** (≥ 0.5) | {verdict(r['ratio'], 0.5)} "
+            f"| best chunking {best['chunk_rows']} rows: {fmt(best['ratio'])}; decoding into the buffer: {fmt(r['ratio_into_buffer'])} "
+            f"(best {best_into['chunk_rows']} rows: {fmt(best_into['ratio'])}); {load_note(doc)} | `{doc['command']}` |"
+        )
+    for r in doc.get("stream", []):
+        rows.append(
+            f"| 3 | `stream_batches` one epoch, d={r['d']}: zarr {fmt(r['zarr_stream_mb_s'], 0)} MB/s, memmap {fmt(r['memmap_stream_mb_s'], 0)} MB/s "
+            f"| {fmt(r['ratio'])} | (context) | shuffle and batching included | `{doc['command']}` |"
+        )
+    return rows
+
+
+def incremental_rows() -> list[str]:
+    rows = []
+    for name in ("incremental", "incremental_tsfm"):
+        doc = load(name)
+        if doc is None:
+            continue
+        label = "CI config" + (" (TSFM leg)" if name.endswith("_tsfm") else "")
+        noop = doc["noop_dry_run"]
+        rows.append(
+            f"| 4 | {label}: no-op `snakemake -n` {fmt(noop['median_s'])} s; one-rule toy {fmt(doc['toy_dry_run']['median_s'])} s "
+            f"| **{fmt(doc['noop_over_toy'])}** × toy | {'met (nothing planned)' if not noop['jobs'] else '**missed**'} "
+            f"| {load_note(doc)} | `{noop['command']}` |"
+        )
+        for change in ("probe_change", "sae_change"):
+            c = doc[change]
+            rows.append(
+                f"| 4 | {label}: `{c['override']}` plans {c['planned']['store_jobs']} (+ views {c['planned']['view_jobs']}); "
+                f"re-run {fmt(c['rerun_wall_s'], 0)} s | {c['planned']['n_store_jobs']} store jobs | "
+                f"{'met (only downstream)' if c['only_downstream'] else '**missed**'} | after revert: "
+                f"{c['after_revert']['n_store_jobs']} store jobs ({'met' if c['revert_plans_zero_store_jobs'] else '**missed**'}), "
+                f"views {c['after_revert']['view_jobs']} | `python bench/incremental.py` |"
+            )
+    return rows
+
+
+def end_to_end_rows() -> tuple[list[str], list[str]]:
+    rows, stage_lines = [], []
+    for name in ("end_to_end_ci", "end_to_end_ci_tsfm", "end_to_end_config", "end_to_end_config_tsfm"):
+        doc = load(name)
+        if doc is None:
+            continue
+        label = f"{doc['config']} config" + (" (TSFM leg)" if doc["tsfm_only"] else "")
+        walls = ", ".join(f"--cores {r['cores']}: {fmt(r['wall_s'], 0)} s" for r in doc["runs"])
+        capacity = ", ".join(fmt(r.get("parallel_capacity_before")) for r in doc["runs"] if r.get("parallel_capacity_before") is not None)
+        for key, s in doc["speedups"].items():
+            rows.append(
+                f"| 5 | {label}: {walls} | **{fmt(s['median'])}** (per round {s['per_round']}) | see note "
+                f"| ceiling node time / critical path: {', '.join(fmt(r['speedup_ceiling']) for r in doc['runs'] if r['cores'] == 1)}; "
+                f"cores actually available (parallel capacity): {capacity or '-'}; {load_note(doc)} | `{doc['runs'][0]['command']}` |"
+            )
+        if not doc["speedups"]:
+            rows.append(f"| 5 | {label}: {walls} | - | - | {load_note(doc)} | `{doc['runs'][0]['command']}` |")
+        run = min(doc["runs"], key=lambda r: r["cores"])
+        stage_lines.append(f"\n{label}, `{run['command']}` (wall {fmt(run['wall_s'], 0)} s; start-up of jobs {fmt(run['startup_s_total'], 0)} s of {fmt(run['job_s_total'], 0)} s job time):\n")
+        stage_lines.append("| stage | nodes | node wall s (sum) | largest node s | job s (sum, incl. start-up) | peak RSS MiB |")
+        stage_lines.append("|---|---|---|---|---|---|")
+        for stage, s in run["stages"].items():
+            stage_lines.append(
+                f"| {stage} | {s['nodes']} | {fmt(s['wall_s_sum'], 1)} | {fmt(s['wall_s_max'], 1)} | {fmt(s.get('job_s_sum'), 1)} | {fmt(s['max_rss_mb'], 0)} |"
+            )
+    return rows, stage_lines
+
+
+def gpu_rows() -> list[str]:
+    rows = []
+    for path in sorted(benchlib.RESULTS_DIR.glob("gpu_paper_scale*.json")):
+        doc = json.loads(path.read_text())
+        e, t, s = doc["extraction"], doc["task_extraction"], doc["sae_training"]
+        rows.append(
+            f"| 6 | {doc['size']} on {doc['device']} ({doc['parameters'] / 1e6:.1f}M parameters): SAE-activation extraction "
+            f"{fmt(e['extract']['tokens_per_s'], 0)} tokens/s vs bare forward {fmt(e['forward']['tokens_per_s'], 0)} | "
+            f"{fmt(e['ratio_extract_vs_forward'])} (vs forward to the layer {fmt(e['ratio_extract_vs_forward_to_layer'])}) | "
+            f"{'proof of run only' if doc['device'] != 'cuda' else verdict(e['ratio_extract_vs_forward'], 0.8)} | task extraction "
+            f"{fmt(t['ratio_extract_vs_forward'])} × forward; SAE streamed/in-device-memory {fmt(s['ratio_stream_vs_memory'])} "
+            f"({fmt(s['stream_tokens_per_s'], 0)} tokens/s, {fmt(s['stream_vs_model_forward'])} × the model's forward) | `{doc['command']}` |"
+        )
+    return rows
+
+
+def build() -> str:
+    lines = [
+        START,
+        "",
+        "| # | what (numbers) | ratio (target) | verdict | notes | command |",
+        "|---|---|---|---|---|---|",
+        *extraction_rows(),
+        *sae_rows(),
+        *cache_rows(),
+        *incremental_rows(),
+    ]
+    e2e_rows, stage_lines = end_to_end_rows()
+    lines += [*e2e_rows, *gpu_rows(), "", "Per-stage wall time (manifests) and peak memory (Snakemake benchmark TSVs):", *stage_lines, "", END]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print", action="store_true", help="print the block instead of rewriting the README")
+    args = parser.parse_args(argv)
+    block = build()
+    if args.print:
+        print(block)
+        return
+    readme = benchlib.BENCH_DIR / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme}: no {START} ... {END} block to replace")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + block + tail)
+    print(f"rewrote the summary in {readme}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""LLM backbone: demo corpus roles, training, and the TransformerLens loader (no downloads)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from sae_difficulty.errors import InputError
+from sae_difficulty.modalities import get_modality, llm_backbone, llm_corpus
+from sae_difficulty.modalities.base import Modality
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+torch.set_num_threads(1)
+
+TINY = {
+    "d_model": 32,
+    "n_layers": 2,
+    "n_heads": 4,
+    "d_mlp": 64,
+    "context_length": 32,
+    "vocab_size": 300,
+    "train_steps": 6,
+    "batch_size": 4,
+    "warmup_steps": 2,
+    "heldout_windows": 4,
+    "corpus": {"prose_chars": 40_000, "code_chars": 20_000},
+}
+
+# EleutherAI/pythia-14m's config.json as published on the hub (transformers 4.x keys).
+PYTHIA_14M_CONFIG = {
+    "architectures": ["GPTNeoXForCausalLM"],
+    "bos_token_id": 0,
+    "eos_token_id": 0,
+    "hidden_act": "gelu",
+    "hidden_size": 128,
+    "initializer_range": 0.02,
+    "intermediate_size": 512,
+    "layer_norm_eps": 1e-05,
+    "max_position_embeddings": 2048,
+    "model_type": "gpt_neox",
+    "num_attention_heads": 4,
+    "num_hidden_layers": 6,
+    "rotary_emb_base": 10000,
+    "rotary_pct": 0.25,
+    "tie_word_embeddings": False,
+    "torch_dtype": "float16",
+    "use_cache": True,
+    "use_parallel_residual": True,
+    "vocab_size": 50304,
+}
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("backbone")
+    summary = llm_backbone.train_backbone(TINY, out, seed=3)
+    return out, summary
+
+
+def hf_log_probs(model_dir, ids):
+    from transformers import GPTNeoXForCausalLM
+
+    hf = GPTNeoXForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return torch.log_softmax(hf(input_ids=ids).logits, dim=-1)
+
+
+def test_adapter_satisfies_the_protocol():
+    assert isinstance(get_modality("llm"), Modality)
+
+
+def test_corpus_roles_are_disjoint_and_a_pure_function_of_the_key():
+    documents = llm_corpus.python_documents()
+    roles = {doc.key: doc.role for doc in documents}
+    assert set(roles.values()) == set(llm_corpus.ROLES)
+    backbone_keys = {doc.key for doc in llm_corpus.backbone_documents(None, None)}
+    assert backbone_keys and all(roles[key] == "backbone" for key in backbone_keys)
+    for role in ("tasks", "sae", "heldout"):
+        assert backbone_keys.isdisjoint(doc.key for doc in llm_corpus.documents_for(role))
+    # a budget only selects within the backbone role; it never moves a document between roles
+    small = {doc.key for doc in llm_corpus.backbone_documents(20_000, 20_000)}
+    assert small < backbone_keys
+    assert llm_corpus.role_of("pydoc/assert/0") == llm_corpus.role_of("pydoc/assert/0")
+
+
+def test_training_saves_a_loadable_hf_model_deterministically(trained_dir, tmp_path):
+    out, summary = trained_dir
+    assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert config["use_parallel_residual"] is True and config["hidden_size"] == TINY["d_model"]
+    assert summary["n_params"] > 0 and summary["train_tokens"] == 6 * 4 * 32
+    assert summary["heldout_loss"] > 0 and summary["train_loss_last"] < summary["train_loss_first"]
+    again = llm_backbone.train_backbone(TINY, tmp_path / "again", seed=3)
+    assert again["heldout_loss"] == summary["heldout_loss"]
+    other_seed = llm_backbone.train_backbone(TINY, tmp_path / "other", seed=4)
+    assert other_seed["heldout_loss"] != summary["heldout_loss"]
+
+
+def test_hf_to_transformer_lens_round_trip_keeps_log_probs(trained_dir):
+    out, _ = trained_dir
+    backbone = llm_backbone.load_backbone(out, device="cpu")
+    ids = torch.tensor([[backbone.bos_id] + backbone.encode("The assert statement raises AssertionError when the test fails.")])
+    ids = ids[:, : backbone.n_ctx]
+    with torch.no_grad():
+        tl = torch.log_softmax(backbone.model(ids), dim=-1)
+    hf = hf_log_probs(out, ids)
+    assert tl.shape == hf.shape
+    assert torch.max(torch.abs(tl - hf)).item() < 1e-4
+    assert backbone.n_layers == TINY["n_layers"] and backbone.d_model == TINY["d_model"]
+
+
+def test_random_pythia_14m_config_loads_offline(tmp_path, monkeypatch):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model_dir = tmp_path / "pythia-14m-random"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps(PYTHIA_14M_CONFIG))
+    torch.manual_seed(0)
+    hf = GPTNeoXForCausalLM(GPTNeoXConfig.from_pretrained(model_dir)).eval()
+    hf.save_pretrained(model_dir)
+    llm_corpus.train_tokenizer(["a small tokenizer for the test " * 20], 300).save_pretrained(model_dir)
+
+    backbone = llm_backbone.load_backbone(model_dir, device="cpu")
+    cfg = backbone.model.cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_vocab, cfg.rotary_dim) == (6, 128, 4, 50304, 8)
+    assert cfg.parallel_attn_mlp
+    ids = torch.tensor([[0, 17, 4000, 123, 50000, 9]])
+    with torch.no_grad():
+        tl = torch.log_softmax(backbone.model(ids), dim=-1)
+        reference = torch.log_softmax(hf(input_ids=ids).logits, dim=-1)
+    assert torch.max(torch.abs(tl - reference)).item() < 1e-4
+
+
+def test_bad_sources_and_params_fail_with_one_line(tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        llm_backbone.load_backbone(tmp_path, device="cpu")
+    with pytest.raises(InputError, match="neither a local model directory"):
+        llm_backbone.load_backbone(str(tmp_path / "missing" / "dir"), device="cpu")
+    with pytest.raises(InputError, match="unknown key"):
+        llm_backbone.BackboneParams.from_dict({"d_modle": 3})
+    with pytest.raises(InputError, match="hub"):
+        llm_backbone.train_backbone({"hub": "EleutherAI/pythia-410m"}, tmp_path, 0)
+    assert llm_backbone.is_hub_backbone({"hub": "EleutherAI/pythia-410m"})
+    assert not llm_backbone.is_hub_backbone({"hub": None, "d_model": 64})
+
+
+def test_layer_out_of_range_is_a_one_line_error(trained_dir):
+    backbone = llm_backbone.load_backbone(trained_dir[0], device="cpu")
+    assert llm_backbone.check_layer(backbone, 1) == "blocks.1.hook_resid_post"
+    for layer in (2, -1):
+        with pytest.raises(InputError, match="out of range"):
+            llm_backbone.check_layer(backbone, layer)
+
+
+def test_device_is_picked_automatically():
+    assert llm_backbone.pick_device("cpu") == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert llm_backbone.pick_device() == expected

@@ -1,0 +1,170 @@
+"""LLM extraction (zarr), SAE training activations, spliced loss and causal reconstruction patching."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import zarr
+
+from sae_difficulty.core.stats import feature_effect_tests
+from sae_difficulty.errors import InputError
+from sae_difficulty.modalities import llm_backbone, llm_patching, llm_tasks
+from sae_difficulty.sae_cache import open_activation_cache, open_training_cache
+
+from .test_llm_tasks import make_tiny_model
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import GPTNeoXForCausalLM
+
+    path = make_tiny_model(tmp_path_factory.mktemp("tiny"), n_ctx=256, seed=1)
+    return llm_backbone.load_backbone(path, device="cpu"), GPTNeoXForCausalLM.from_pretrained(path).eval()
+
+
+@pytest.fixture(scope="module")
+def squad_dir(tmp_path_factory):
+    """Demo SQuAD tasks whose gold answer is always the same word (so one direction can drive it)."""
+    out = tmp_path_factory.mktemp("squad")
+    llm_tasks.build_tasks("squad", {"n_examples": 24}, out, seed=0)
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    for record in records:
+        record["answers"] = {"text": ["value"], "answer_start": [0]}
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return out
+
+
+def make_sae(d_in: int, extra_rows: list[tuple[float, torch.Tensor]]):
+    """An sae-lens ReLU SAE that reconstructs exactly: codes [relu(x), relu(-x)], W_dec [I; -I].
+
+    Each extra feature has a zero encoder column, encoder bias ``bias`` (> 0: always on
+    with code ``bias``; < 0: never fires) and decoder row ``direction``.
+    """
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    d_sae = 2 * d_in + len(extra_rows)
+    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=d_sae))
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.zero_()
+        sae.W_enc[:, : 2 * d_in] = torch.cat([eye, -eye], dim=1)
+        sae.W_dec.zero_()
+        sae.W_dec[: 2 * d_in] = torch.cat([eye, -eye], dim=0)
+        sae.b_enc.zero_()
+        sae.b_dec.zero_()
+        for i, (bias, direction) in enumerate(extra_rows):
+            sae.b_enc[2 * d_in + i] = bias
+            sae.W_dec[2 * d_in + i] = direction
+    return sae.eval()
+
+
+def test_extraction_equals_running_the_model_directly(tiny, tmp_path):
+    backbone, hf = tiny
+    tasks = tmp_path / "tasks"
+    llm_tasks.build_tasks("hellaswag", {"n_examples": 7}, tasks, seed=0)
+    summary = llm_patching.extract(backbone, tasks, 0, tmp_path / "acts.zarr", {"batch_size": 3})
+    cache = open_activation_cache(tmp_path / "acts.zarr")  # validates the on-disk contract
+    assert cache.n_examples == 7 and cache.d == backbone.d_model == summary["d_model"]
+    records = [json.loads(line) for line in (tasks / "records.jsonl").read_text().splitlines()]
+    for i, record in enumerate(records):
+        ids = torch.tensor([[backbone.bos_id] + backbone.tokenizer(record["ctx"], add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            expected = hf(input_ids=ids, output_hidden_states=True).hidden_states[1][0, 1:].numpy()  # after block 0
+        rows = cache.tokens[cache.offsets[i] : cache.offsets[i + 1]]
+        np.testing.assert_allclose(rows, expected, atol=2e-5)
+        np.testing.assert_array_equal(cache.last[i], rows[-1])
+        np.testing.assert_allclose(cache.mean[i], expected.mean(axis=0), atol=2e-5)
+    side = pd.read_parquet(tmp_path / "acts_examples.parquet")
+    assert list(side["id"]) == [r["id"] for r in records]
+    assert list(side["offset"]) == list(cache.offsets[:-1])
+    assert zarr.open_group(str(tmp_path / "acts.zarr"), mode="r").attrs["hook_name"] == "blocks.0.hook_resid_post"
+
+    llm_patching.extract(backbone, tasks, 0, tmp_path / "one.zarr", {"batch_size": 1})  # batching does not matter
+    np.testing.assert_allclose(open_activation_cache(tmp_path / "one.zarr").tokens[...], cache.tokens[...], atol=2e-5)
+    with pytest.raises(InputError, match="out of range"):
+        llm_patching.extract(backbone, tasks, 2, tmp_path / "bad.zarr", {})
+
+
+def test_training_activations_come_from_held_apart_text(tiny, tmp_path):
+    backbone, _ = tiny
+    params = {"tokens": 1000, "heldout_tokens": 300, "context_length": 33, "batch_size": 4}
+    summary = llm_patching.training_activations(backbone, 1, tmp_path / "sae.zarr", params, seed=5)
+    cache = open_training_cache(tmp_path / "sae.zarr")
+    assert cache.train.shape == (1000, backbone.d_model) and cache.heldout.shape == (300, backbone.d_model)
+    assert summary["train_tokens"] == 1000
+    windows = llm_patching.text_windows(backbone, "sae", 33, seed=5)
+    with torch.no_grad():
+        _, run = backbone.model.run_with_cache(windows[:1], names_filter="blocks.1.hook_resid_post")
+    np.testing.assert_allclose(cache.train[:32], run["blocks.1.hook_resid_post"][0, 1:].numpy(), atol=1e-5)
+    assert not np.allclose(cache.train[:32], cache.heldout[:32])
+    with pytest.raises(InputError, match="token budget"):
+        llm_patching.training_activations(backbone, 1, tmp_path / "big.zarr", {**params, "heldout_tokens": 10**9}, seed=5)
+
+
+def test_identity_sae_patches_to_exactly_zero(tiny, squad_dir):
+    backbone, _ = tiny
+    d = backbone.d_model
+    sae = make_sae(d, [(-1.0, torch.randn(d)), (-1.0, torch.randn(d))])  # two features that never fire
+    dead = [2 * d, 2 * d + 1]
+    table = llm_patching.causal_patch(backbone, sae, squad_dir, 0, [dead[0], 3, dead[1]], {"max_examples": 10}, seed=0)
+    assert set(table.columns) >= {"id", "feature", "positions", "delta", "nats_recon", "nats_clean"}
+    assert len(table) == 10 * 3 * 2 and set(table["positions"]) == {"last", "all"}
+    assert (table["nats_recon"] == table["nats_clean"]).all()
+    assert (table.loc[table["feature"].isin(dead), "delta"] == 0.0).all()
+    # ablating half of a coordinate of the residual is a real intervention: patching is live
+    assert (table.loc[(table["feature"] == 3) & (table["positions"] == "all"), "delta"] != 0).any()
+
+    loss = llm_patching.spliced_loss(backbone, sae, 0, {"n_sequences": 6, "context_length": 32}, seed=0)
+    assert loss["loss_spliced"] == loss["loss_clean"] and loss["delta_nats"] == 0.0
+    assert loss["fraction_recovered"] == 1.0 and loss["loss_zero_ablation"] != loss["loss_clean"]
+
+
+def test_planted_feature_is_significant_and_dead_one_is_not(tiny, squad_dir):
+    backbone, _ = tiny
+    d, layer = backbone.d_model, backbone.n_layers - 1
+    answer_token = backbone.encode(" value")[0]
+    W_U = backbone.model.W_U.detach()
+    direction = W_U[:, answer_token] - W_U.mean(dim=1)  # raises the answer logit after ln_final
+    with torch.no_grad():
+        _, run = backbone.model.run_with_cache(
+            torch.tensor([[backbone.bos_id] + backbone.encode("A text to measure the residual scale of.")])
+        )
+    residual = run[f"blocks.{layer}.hook_resid_post"][0, 1:]
+    scale = 0.5 * (residual - residual.mean(0)).norm(dim=1).mean()
+    direction = direction / direction.norm() * scale
+    sae = make_sae(d, [(1.0, direction), (-1.0, direction)])  # planted: always on; dead: never fires
+    planted, dead = 2 * d, 2 * d + 1
+
+    table = llm_patching.causal_patch(backbone, sae, squad_dir, layer, [planted, dead], {}, seed=0)
+    for positions in ("last", "all"):
+        deltas = table[table["positions"] == positions].pivot(index="id", columns="feature", values="delta")
+        tests = feature_effect_tests(deltas[[planted, dead]].to_numpy(), correction="holm")
+        assert bool(tests["significant"].iloc[0]) and deltas[planted].mean() > 0
+        assert not bool(tests["significant"].iloc[1]) and (deltas[dead] == 0).all()
+
+
+def test_missing_or_untrained_sae_fails_with_one_line(tiny, squad_dir):
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    backbone, _ = tiny
+    torch.manual_seed(0)
+    untrained = StandardSAE(StandardSAEConfig(d_in=backbone.d_model, d_sae=4 * backbone.d_model)).eval()
+    with pytest.raises(InputError, match="explained variance"):
+        llm_patching.causal_patch(backbone, untrained, squad_dir, 0, [0], {"max_examples": 4}, seed=0)
+    with pytest.raises(InputError, match="no SAE"):
+        llm_patching.causal_patch(backbone, None, squad_dir, 0, [0], {}, seed=0)
+    with pytest.raises(InputError, match="out of range"):
+        llm_patching.causal_patch(backbone, untrained, squad_dir, 7, [0], {}, seed=0)
+    wrong_width = StandardSAE(StandardSAEConfig(d_in=backbone.d_model + 1, d_sae=8))
+    with pytest.raises(InputError, match="d_in"):
+        llm_patching.causal_patch(backbone, wrong_width, squad_dir, 0, [0], {}, seed=0)
+    good = make_sae(backbone.d_model, [])
+    assert llm_patching.check_sae_fidelity(good, np.random.default_rng(0).normal(size=(50, backbone.d_model)), 0.99) == 1.0
