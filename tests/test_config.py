@@ -61,3 +61,11 @@ def test_snakemake_fails_at_parse_time_with_the_key(tmp_path, override, fragment
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if fragment in line]
     assert lines, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "ci.yaml", "paper.yaml"])
+def test_shipped_configs_plan_a_dag(name, tmp_path):
+    """Every shipped config parses, validates and plans the whole DAG (resources included)."""
+    result = run_snakemake(["-n", "--configfile", f"config/{name}", "--directory", str(REPO)], cwd=REPO, check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "synthesis" in result.stdout and "Exception" not in result.stdout + result.stderr

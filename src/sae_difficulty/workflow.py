@@ -70,23 +70,24 @@ def backbone_parameters(params: dict[str, Any]) -> float:
     """Rough parameter count of a backbone node (hub table, or from the demo sizes)."""
     if params.get("hub"):
         return HUB_PARAMETERS.get(params["hub"], UNKNOWN_HUB_PARAMETERS)
-    d, layers = params["d_model"], params["n_layers"]
-    width = params.get("d_mlp") or params.get("d_ff")
-    vocab = params.get("vocab_size") or params.get("n_tokens")
-    per_layer = 4 * d * d + 2 * d * width
-    return (layers * (2 if params["modality"] == "tsfm" else 1)) * per_layer + vocab * d * 2
+    d, layers = params.get("d_model", 0), params.get("n_layers", 0)
+    width = params.get("d_mlp") or params.get("d_ff") or 4 * d
+    vocab = params.get("vocab_size") or params.get("n_tokens") or params.get("p") or 0
+    stacks = 2 if params.get("modality") == "tsfm" else 1  # Chronos-T5: encoder and decoder
+    return stacks * layers * (4 * d * d + 2 * d * width) + 2 * vocab * d
 
 
 def memory_request_mb(node: Node, base_mb: int) -> int:
     """mem_mb for a job: its base plus three fp32 copies of the backbone it loads
     (the HF model, the converted copy, activations/gradients), and its SAE if it trains one."""
-    backbone = node if node.stage == "backbone" else node.parents.get("backbone")
+    backbone = node if node.stage.endswith("backbone") else node.parents.get("backbone")
     extra = 0.0
     if backbone is not None:
         extra += 3 * 4 * backbone_parameters(backbone.params)
     if node.stage == "sae":
-        model = node.parents["activations"].parents["backbone"].params
-        d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else model["d_model"]
+        activations = node.parents["activations"]
+        model = activations.parents["backbone"].params if "backbone" in activations.parents else {}
+        d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else model.get("d_model", UNKNOWN_HUB_WIDTH)
         # weights, gradients and two Adam moments of W_enc and W_dec
         extra += 4 * 4 * 2 * d_in * d_in * node.params["expansion"]
     return int(base_mb + extra / 2**20)
