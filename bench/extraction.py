@@ -1,7 +1,7 @@
 """Item 1: extraction throughput of the adapters on the demo backbones.
 
-For each backbone shape of the default config (``small`` and ``large``, the schema's
-defaults) a model with random weights is built with the project's own builder, saved
+For each backbone shape of the default config (``small`` and ``large`` of
+``config/config.yaml`` over the schema's defaults) a model with random weights is built with the project's own builder, saved
 in Hugging Face format and loaded through the project's loader (weights do not change
 the cost of a forward pass). Then, interleaved in one process on one thread (every
 workflow job pins BLAS to one thread):
@@ -78,19 +78,60 @@ def summarize(name: str, timing: dict[str, Any], units: dict[str, int], flops: d
 # --------------------------------------------------------------------------- TSFM
 
 
+def demo_backbone_params(modality: str, size: str) -> dict[str, Any]:
+    """The default config's backbone ``size`` (config/config.yaml over the schema's defaults)."""
+    import yaml
+
+    from sae_difficulty.config import SCHEMA_PATH
+
+    schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
+    params = dict(schema["properties"][modality]["properties"]["backbones"]["properties"][size]["default"])
+    config = yaml.safe_load((benchlib.REPO / "config" / "config.yaml").read_text())
+    params.update(((config.get(modality) or {}).get("backbones") or {}).get(size) or {})
+    return params
+
+
 def tsfm_backbone(size: str, root: Path):
+    """A demo-shaped Chronos-T5 with random weights, saved and loaded through the project's loader."""
     from sae_difficulty.modalities.tsfm import TimeSeriesModality
     from sae_difficulty.modalities.tsfm_backbone import backbone_spec, build_chronos_t5
 
-    from sae_difficulty.config import SCHEMA_PATH
-    import yaml
-
-    schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
-    params = schema["properties"]["tsfm"]["properties"]["backbones"]["properties"][size]["default"]
-    pipeline = build_chronos_t5(backbone_spec(params), seed=0)
+    spec = backbone_spec(demo_backbone_params("tsfm", size))
+    pipeline = build_chronos_t5(spec, seed=0)
     out = root / f"tsfm_{size}"
     pipeline.model.model.save_pretrained(out)
-    return TimeSeriesModality().load_backbone(out, device="cpu"), backbone_spec(params)
+    return TimeSeriesModality().load_backbone(out, device="cpu"), spec
+
+
+def proposed_tsfm_extract(model, tasks_dir: Path, layer: int, out_zarr: Path, params: dict[str, Any]) -> None:
+    """``TimeSeriesModality.extract`` with the write pattern proposed in bench/README.md,
+    same cache: ``tokens`` rows in whole chunks (:class:`ChunkAlignedWriter`), ``last`` and
+    ``mean`` ([N, d], small) filled in memory and written once, instead of three zarr
+    writes per batch (two of them rewriting a whole chunk for a few rows)."""
+    import zarr
+
+    from sae_difficulty.modalities import tsfm_patching as patching
+    from sae_difficulty.modalities.tsfm import CHUNK_ROWS, TimeSeriesModality, read_windows
+
+    layer = patching.check_layer(model, layer)
+    _, contexts, _ = read_windows(tasks_dir)
+    n, steps, d = len(contexts), contexts.shape[1], int(model.model.model.config.d_model)
+    group = zarr.open_group(str(out_zarr), mode="w", zarr_format=3)
+    tokens = group.create_array("tokens", shape=(n * steps, d), chunks=(min(CHUNK_ROWS, n * steps), d), dtype="float32", compressors=None)
+    group.create_array("offsets", shape=(n + 1,), dtype="int64", compressors=None)[...] = np.arange(n + 1, dtype=np.int64) * steps
+    last = np.empty((n, d), dtype=np.float32)
+    mean = np.empty((n, d), dtype=np.float32)
+    writer = ChunkAlignedWriter(tokens)
+    batch_size = int(params.get("batch_size", 32))
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        states = TimeSeriesModality._context_states(model, contexts[start:stop], layer)
+        writer.append(states.reshape(-1, d))
+        last[start:stop] = states[:, -1]
+        mean[start:stop] = states.mean(axis=1, dtype=np.float64).astype(np.float32)
+    writer.close()
+    group.create_array("last", shape=(n, d), chunks=(min(CHUNK_ROWS, n), d), dtype="float32", compressors=None)[...] = last
+    group.create_array("mean", shape=(n, d), chunks=(min(CHUNK_ROWS, n), d), dtype="float32", compressors=None)[...] = mean
 
 
 def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[str, Any]:
@@ -115,12 +156,24 @@ def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict
             for start in range(0, n, batch_size):
                 patching.run_encoder(model, contexts[start : start + batch_size])
 
-        timing = benchlib.interleaved_times({"extract": extract, "forward": forward}, "forward", repeats)
+        proposed_zarr = root / f"tsfm_{size}_proposed.zarr"
+
+        def extract_proposed() -> None:
+            proposed_tsfm_extract(model, tasks_dir, LAYER, proposed_zarr, {"batch_size": batch_size})
+
+        timing = benchlib.interleaved_times({"extract": extract, "forward": forward, "extract_proposed": extract_proposed}, "forward", repeats)
         flops = count_flops(forward)
         results[size] = {
             "shape": {k: spec[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "d_kv", "context_length")},
             "batch_size": batch_size,
-            **summarize(f"tsfm {size}", timing, {"windows": n, "tokens": n * steps}, {"extract": flops, "forward": flops}, matmul),
+            "proposed_equals_project": same_cache(out_zarr, proposed_zarr),
+            **summarize(
+                f"tsfm {size}",
+                timing,
+                {"windows": n, "tokens": n * steps},
+                {"extract": flops, "forward": flops, "extract_proposed": flops},
+                matmul,
+            ),
         }
     return results
 
@@ -128,17 +181,15 @@ def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict
 # --------------------------------------------------------------------------- LM
 
 
-def llm_backbone(size: str, root: Path, tokenizer_dir: Path):
+def llm_backbone(size: str, root: Path):
+    """A demo-shaped GPT-NeoX with random weights and the demo tokenizer, loaded through the project's loader."""
     from transformers import AutoTokenizer, GPTNeoXForCausalLM
 
-    from sae_difficulty.config import SCHEMA_PATH
     from sae_difficulty.modalities.llm import LanguageModality
     from sae_difficulty.modalities.llm_backbone import BackboneParams, gpt_neox_config
-    import yaml
 
-    schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
-    params = BackboneParams.from_dict(schema["properties"]["llm"]["properties"]["backbones"]["properties"][size]["default"])
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    params = BackboneParams.from_dict(demo_backbone_params("llm", size))
+    tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer(root, params.vocab_size))
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(gpt_neox_config(params, len(tokenizer)))
     out = root / f"llm_{size}"
@@ -148,13 +199,14 @@ def llm_backbone(size: str, root: Path, tokenizer_dir: Path):
 
 
 def demo_tokenizer(root: Path, vocab_size: int) -> Path:
-    """The demo's BPE tokenizer, trained by the project on its backbone corpus."""
+    """The demo's BPE tokenizer, trained by the project on its backbone corpus (cached per size)."""
     from sae_difficulty.modalities import llm_corpus
 
-    documents = llm_corpus.backbone_documents(None, 200_000)
-    tokenizer = llm_corpus.train_tokenizer([doc.text for doc in documents], vocab_size)
-    out = root / "llm_tokenizer"
-    tokenizer.save_pretrained(out)
+    out = root / f"llm_tokenizer_{vocab_size}"
+    if not out.exists():
+        documents = llm_corpus.backbone_documents(None, 200_000)
+        tokenizer = llm_corpus.train_tokenizer([doc.text for doc in documents], vocab_size)
+        tokenizer.save_pretrained(out)
     return out
 
 
@@ -271,10 +323,9 @@ def bench_llm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[
     from sae_difficulty.modalities.llm_tasks import encode_prompt, load_examples, right_pad
 
     modality = LanguageModality()
-    tokenizer_dir = demo_tokenizer(root, vocab_size=2048)
     results = {}
     for size in ("small", "large"):
-        backbone, params = llm_backbone(size, root, tokenizer_dir)
+        backbone, params = llm_backbone(size, root)
         for dataset in ("hellaswag", "squad"):
             tasks_dir = root / f"llm_tasks_{dataset}"
             if not tasks_dir.exists():

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 
-STAGES = (
-    "backbone", "tasks", "evaluate", "extract", "sae_activations", "sae", "sae_quality",
-    "sae_stability", "codes", "probe", "causal", "selective", "synthesis",
-)  # fmt: skip
+#: Every stage module (one per store stage; the rule scripts import exactly these).
+STAGES = tuple(
+    sorted(p.stem for p in (benchlib.REPO / "src" / "sae_difficulty" / "stages").glob("*.py") if p.stem not in ("__init__", "common"))
+)
 
 CHILD = r"""
 import json, resource, sys, time
