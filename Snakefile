@@ -18,6 +18,7 @@ include: "rules/causal.smk"
 include: "rules/selective.smk"
 include: "rules/synthesis.smk"
 include: "rules/modular.smk"
+include: "rules/sae_evals.smk"
 
 
 rule all:
@@ -25,3 +26,5 @@ rule all:
     input:
         "results/cross_modal_synthesis.md",
         "results/modular/stability.md" if config["modular"]["enabled"] else [],
+        "results/sae_evals.md" if EVAL_NODES else [],
+        "results/ledger.md",

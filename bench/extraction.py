@@ -7,18 +7,22 @@ the cost of a forward pass). Then, interleaved in one process on one thread (eve
 workflow job pins BLAS to one thread):
 
 * ``extract``: the adapter's ``extract`` on the demo tasks into a fresh zarr cache
-  (reading the task files, hooks, pooling and zarr writes included);
+  (reading the task files, the forward, pooling and zarr writes included);
 * ``forward``: the model's bare forward pass on the same batches (LM: the
-  ``HookedTransformer`` forward on the same right-padded prompt batches, unembedding
-  included; TSFM: the Chronos tokenizer and the T5 encoder on the same windows, which
-  is all the extraction needs), nothing kept;
-* LM only, ``forward_to_layer``: the forward stopped after the extracted block
-  (``stop_at_layer``), i.e. the compute extraction cannot avoid.
+  ``HookedTransformer`` forward on the right-padded prompt batches ``extract`` runs,
+  i.e. length-sorted inside windows by ``llm_patching.length_sorted_batches``,
+  unembedding included; TSFM: the Chronos tokenizer and the T5 encoder on the same
+  windows, which is all the extraction needs), nothing kept;
+* LM only, ``forward_to_layer``: the forward on those batches stopped after the
+  extracted block (``stop_at_layer``), i.e. the compute extraction cannot avoid: the
+  ratio against it is the cost of everything else (host copies, pooling, zarr writes);
+* LM only, ``forward_tasks_order``: the full forward on batches taken in tasks order
+  (no length sorting, more padding), the reference of earlier versions of this script.
 
 Ratios are throughput ratios (extract / reference; target >= 0.8 against ``forward``).
 The FLOP fraction is the extraction's achieved FLOP rate (FLOPs of the forward it runs,
 counted by ``torch.utils.flop_counter``) over the FLOP rate of a plain single-thread
-float32 matmul on this CPU.
+float32 matmul on this CPU (the higher of the rates measured before and after the run).
 
     python bench/extraction.py                 # both modalities
     python bench/extraction.py --modality tsfm
@@ -103,37 +107,6 @@ def tsfm_backbone(size: str, root: Path):
     return TimeSeriesModality().load_backbone(out, device="cpu"), spec
 
 
-def proposed_tsfm_extract(model, tasks_dir: Path, layer: int, out_zarr: Path, params: dict[str, Any]) -> None:
-    """``TimeSeriesModality.extract`` with the write pattern proposed in bench/README.md,
-    same cache: ``tokens`` rows in whole chunks (:class:`ChunkAlignedWriter`), ``last`` and
-    ``mean`` ([N, d], small) filled in memory and written once, instead of three zarr
-    writes per batch (two of them rewriting a whole chunk for a few rows)."""
-    import zarr
-
-    from sae_difficulty.modalities import tsfm_patching as patching
-    from sae_difficulty.modalities.tsfm import CHUNK_ROWS, TimeSeriesModality, read_windows
-
-    layer = patching.check_layer(model, layer)
-    _, contexts, _ = read_windows(tasks_dir)
-    n, steps, d = len(contexts), contexts.shape[1], int(model.model.model.config.d_model)
-    group = zarr.open_group(str(out_zarr), mode="w", zarr_format=3)
-    tokens = group.create_array("tokens", shape=(n * steps, d), chunks=(min(CHUNK_ROWS, n * steps), d), dtype="float32", compressors=None)
-    group.create_array("offsets", shape=(n + 1,), dtype="int64", compressors=None)[...] = np.arange(n + 1, dtype=np.int64) * steps
-    last = np.empty((n, d), dtype=np.float32)
-    mean = np.empty((n, d), dtype=np.float32)
-    writer = ChunkAlignedWriter(tokens)
-    batch_size = int(params.get("batch_size", 32))
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        states = TimeSeriesModality._context_states(model, contexts[start:stop], layer)
-        writer.append(states.reshape(-1, d))
-        last[start:stop] = states[:, -1]
-        mean[start:stop] = states.mean(axis=1, dtype=np.float64).astype(np.float32)
-    writer.close()
-    group.create_array("last", shape=(n, d), chunks=(min(CHUNK_ROWS, n), d), dtype="float32", compressors=None)[...] = last
-    group.create_array("mean", shape=(n, d), chunks=(min(CHUNK_ROWS, n), d), dtype="float32", compressors=None)[...] = mean
-
-
 def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[str, Any]:
     from sae_difficulty.modalities import tsfm_patching as patching
     from sae_difficulty.modalities.tsfm import TimeSeriesModality, read_windows
@@ -156,22 +129,16 @@ def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict
             for start in range(0, n, batch_size):
                 patching.run_encoder(model, contexts[start : start + batch_size])
 
-        proposed_zarr = root / f"tsfm_{size}_proposed.zarr"
-
-        def extract_proposed() -> None:
-            proposed_tsfm_extract(model, tasks_dir, LAYER, proposed_zarr, {"batch_size": batch_size})
-
-        timing = benchlib.interleaved_times({"extract": extract, "forward": forward, "extract_proposed": extract_proposed}, "forward", repeats)
+        timing = benchlib.interleaved_times({"extract": extract, "forward": forward}, "forward", repeats)
         flops = count_flops(forward)
         results[size] = {
             "shape": {k: spec[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "d_kv", "context_length")},
             "batch_size": batch_size,
-            "proposed_equals_project": same_cache(out_zarr, proposed_zarr),
             **summarize(
                 f"tsfm {size}",
                 timing,
                 {"windows": n, "tokens": n * steps},
-                {"extract": flops, "forward": flops, "extract_proposed": flops},
+                {"extract": flops, "forward": flops},
                 matmul,
             ),
         }
@@ -210,116 +177,9 @@ def demo_tokenizer(root: Path, vocab_size: int) -> Path:
     return out
 
 
-class ChunkAlignedWriter:
-    """Appends rows to a zarr array in whole chunks: rows are buffered until a chunk is
-    full, so no chunk is ever read back and rewritten (zarr rewrites a whole chunk for a
-    partial write). Memory: less than one chunk plus one batch."""
-
-    def __init__(self, array: Any) -> None:
-        self.array = array
-        self.chunk_rows = int(array.chunks[0])
-        self.pending: list[np.ndarray] = []
-        self.pending_rows = 0
-        self.written = 0
-
-    def append(self, rows: np.ndarray) -> None:
-        self.pending.append(rows)
-        self.pending_rows += len(rows)
-        if self.pending_rows >= self.chunk_rows:
-            self._write(self.pending_rows // self.chunk_rows * self.chunk_rows)
-
-    def _write(self, n_rows: int) -> None:
-        block = np.concatenate(self.pending)
-        self.array[self.written : self.written + n_rows] = block[:n_rows]
-        self.written += n_rows
-        rest = block[n_rows:]
-        self.pending = [rest] if len(rest) else []
-        self.pending_rows = len(rest)
-
-    def close(self) -> None:
-        if self.pending_rows:
-            self._write(self.pending_rows)
-
-
-def proposed_llm_extract(backbone, tasks_dir: Path, layer: int, out_zarr: Path, params: dict[str, Any], sort_by_length: bool = False) -> None:
-    """``llm_patching.extract`` with the changes proposed in bench/README.md, same cache:
-
-    * the residual comes from the forward stopped after block ``layer`` (``stop_at_layer``
-      returns ``blocks.{layer}.hook_resid_post`` itself), not from ``run_with_cache``;
-    * ``tokens`` rows are written in whole chunks (:class:`ChunkAlignedWriter`); ``last``
-      and ``mean`` ([N, d], small) are filled in memory and written once;
-    * optionally (``sort_by_length``) batches are formed from prompts of similar length,
-      so far fewer padding positions are computed; rows are still written in tasks order.
-    """
-    import zarr
-
-    from sae_difficulty.modalities.llm_backbone import check_layer
-    from sae_difficulty.modalities.llm_patching import _pad_id, _row_array
-    from sae_difficulty.modalities.llm_tasks import encode_prompt, load_examples, right_pad
-
-    check_layer(backbone, layer)
-    batch_size = int(params.get("batch_size", 16))
-    _, examples = load_examples(tasks_dir)
-    prompts = [encode_prompt(backbone, ex.prompt) for ex in examples]
-    lengths = np.array([len(p) - 1 for p in prompts], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    n, d = len(examples), backbone.d_model
-    group = zarr.open_group(str(out_zarr), mode="w", zarr_format=3)
-    tokens_array = _row_array(group, "tokens", int(offsets[-1]), d)
-    last = np.empty((n, d), dtype=np.float32)
-    mean = np.empty((n, d), dtype=np.float32)
-    group.create_array("offsets", shape=(n + 1,), chunks=(n + 1,), dtype="int64", compressors=None)[...] = offsets
-    pad = _pad_id(backbone)
-
-    def residual_rows(indices: list[int]) -> list[np.ndarray]:
-        with torch.no_grad():
-            resid = backbone.model(right_pad([prompts[i] for i in indices], pad).to(backbone.device), stop_at_layer=layer + 1)
-        resid = resid.float().cpu().numpy()
-        return [resid[j, 1 : 1 + lengths[i]] for j, i in enumerate(indices)]
-
-    writer = ChunkAlignedWriter(tokens_array)
-    if not sort_by_length:
-        for start in range(0, n, batch_size):
-            indices = list(range(start, min(start + batch_size, n)))
-            rows = residual_rows(indices)
-            writer.append(np.concatenate(rows))
-            last[indices] = np.stack([r[-1] for r in rows])
-            mean[indices] = np.stack([r.astype(np.float64).mean(axis=0) for r in rows]).astype(np.float32)
-    else:
-        # Length-sorted batches inside windows of `window` examples, written back in tasks order.
-        window = 64 * batch_size
-        for window_start in range(0, n, window):
-            members = np.arange(window_start, min(window_start + window, n))
-            order = members[np.argsort(lengths[members], kind="stable")]
-            rows_by_example: dict[int, np.ndarray] = {}
-            for start in range(0, len(order), batch_size):
-                indices = [int(i) for i in order[start : start + batch_size]]
-                rows_by_example.update(zip(indices, residual_rows(indices)))
-            for i in members:
-                rows = rows_by_example[int(i)]
-                writer.append(rows)
-                last[i] = rows[-1]
-                mean[i] = rows.astype(np.float64).mean(axis=0).astype(np.float32)
-    writer.close()
-    _row_array(group, "last", n, d)[...] = last
-    _row_array(group, "mean", n, d)[...] = mean
-
-
-def same_cache(a: Path, b: Path) -> dict[str, Any]:
-    """Whether two activation caches hold identical arrays (and the largest difference)."""
-    import zarr
-
-    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
-    out: dict[str, Any] = {}
-    for name in ("tokens", "last", "mean", "offsets"):
-        x, y = np.asarray(ga[name][...]), np.asarray(gb[name][...])
-        out[name] = {"identical": bool(np.array_equal(x, y)), "max_abs_diff": float(np.max(np.abs(x.astype(np.float64) - y)))}
-    return out
-
-
 def bench_llm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[str, Any]:
     from sae_difficulty.modalities.llm import LanguageModality
-    from sae_difficulty.modalities.llm_patching import _pad_id
+    from sae_difficulty.modalities.llm_patching import _pad_id, length_sorted_batches
     from sae_difficulty.modalities.llm_tasks import encode_prompt, load_examples, right_pad
 
     modality = LanguageModality()
@@ -332,9 +192,12 @@ def bench_llm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[
                 modality.build_tasks(dataset, {"n_examples": 400}, tasks_dir, seed=0)
             _, examples = load_examples(tasks_dir)
             prompts = [encode_prompt(backbone, ex.prompt) for ex in examples]
-            batches = [right_pad(prompts[s : s + batch_size], _pad_id(backbone)) for s in range(0, len(prompts), batch_size)]
-            n_tokens = sum(len(p) - 1 for p in prompts)  # positions extracted (BOS excluded)
-            padded_tokens = sum(b.numel() for b in batches)
+            lengths = [len(p) - 1 for p in prompts]
+            pad = _pad_id(backbone)
+            # The batches extract runs (length-sorted inside windows), and plain tasks-order batches.
+            batches = [right_pad([prompts[i] for i in b], pad) for _, window in length_sorted_batches(lengths, batch_size) for b in window]
+            in_order = [right_pad(prompts[s : s + batch_size], pad) for s in range(0, len(prompts), batch_size)]
+            n_tokens = sum(lengths)  # positions extracted (BOS excluded)
             out_zarr = root / f"llm_{size}_{dataset}.zarr"
 
             def extract() -> None:
@@ -350,35 +213,23 @@ def bench_llm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[
                 for batch in batches:
                     backbone.model(batch, stop_at_layer=LAYER + 1)
 
-            proposed_zarr = root / f"llm_{size}_{dataset}_proposed.zarr"
-            sorted_zarr = root / f"llm_{size}_{dataset}_sorted.zarr"
-
-            def extract_proposed() -> None:
-                proposed_llm_extract(backbone, tasks_dir, LAYER, proposed_zarr, {"batch_size": batch_size})
-
-            def extract_proposed_sorted() -> None:
-                proposed_llm_extract(backbone, tasks_dir, LAYER, sorted_zarr, {"batch_size": batch_size}, sort_by_length=True)
+            @torch.no_grad()
+            def forward_tasks_order() -> None:
+                for batch in in_order:
+                    backbone.model(batch)
 
             timing = benchlib.interleaved_times(
-                {
-                    "extract": extract,
-                    "forward": forward,
-                    "forward_to_layer": forward_to_layer,
-                    "extract_proposed": extract_proposed,
-                    "extract_proposed_sorted": extract_proposed_sorted,
-                },
+                {"extract": extract, "forward": forward, "forward_to_layer": forward_to_layer, "forward_tasks_order": forward_tasks_order},
                 "forward",
                 repeats,
             )
-            flops = {"forward": count_flops(forward), "forward_to_layer": count_flops(forward_to_layer)}
-            flops["extract"] = flops["extract_proposed"] = flops["forward_to_layer"]
-            flops["extract_proposed_sorted"] = count_flops(extract_proposed_sorted)
+            flops = {name: count_flops(fn) for name, fn in (("forward", forward), ("forward_to_layer", forward_to_layer), ("forward_tasks_order", forward_tasks_order))}
+            flops["extract"] = flops["forward_to_layer"]
             results[f"{size}_{dataset}"] = {
                 "shape": {k: getattr(params, k) for k in ("d_model", "n_layers", "n_heads", "d_mlp", "context_length", "vocab_size")},
                 "batch_size": batch_size,
-                "padded_tokens": padded_tokens,
-                "proposed_equals_project": same_cache(out_zarr, proposed_zarr),
-                "sorted_equals_project": same_cache(out_zarr, sorted_zarr),
+                "padded_tokens": sum(b.numel() for b in batches),
+                "padded_tokens_tasks_order": sum(b.numel() for b in in_order),
                 **summarize(f"llm {size} {dataset}", timing, {"examples": len(prompts), "tokens": n_tokens}, flops, matmul),
             }
     return results
@@ -397,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"matmul bound: {matmul:.1f} GFLOP/s on one thread", file=sys.stderr)
     name = "extraction" if args.modality == "both" else f"extraction_{args.modality}"
     payload: dict[str, Any] = {
-        "command": f"python bench/extraction.py --modality {args.modality}",
+        "command": f"python bench/extraction.py --modality {args.modality} --repeats {args.repeats}",
+        "repeats": args.repeats,
         "threads": 1,
         "layer": LAYER,
         "matmul_gflop_s_1thread": round(matmul, 2),
@@ -408,6 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.modality in ("llm", "both"):
         payload["llm"] = bench_llm(args.workdir, args.repeats, matmul, batch_size=16)
     payload["matmul_gflop_s_1thread_after"] = round(benchlib.matmul_gflops(threads=1), 2)
+    # The bound is the best rate this CPU reached: a measurement taken while other jobs
+    # held the cores understates it (fractions above 1 were seen).
+    bound = max(payload["matmul_gflop_s_1thread"], payload["matmul_gflop_s_1thread_after"])
+    payload["matmul_gflop_s_1thread_bound"] = bound
+    for modality in ("tsfm", "llm"):
+        for result in payload.get(modality, {}).values():
+            for variant in result.values():
+                if isinstance(variant, dict) and "gflop_s" in variant:
+                    variant["fraction_of_matmul"] = round(variant["gflop_s"] / bound, 4)
     benchlib.write_result(name, payload, load_before)
     shutil.rmtree(args.workdir, ignore_errors=True)
 

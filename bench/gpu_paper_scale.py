@@ -9,8 +9,8 @@ format with the demo BPE tokenizer, and loaded through the project's loader
 downloaded. Then, on ``cuda`` when available (else CPU), interleaved:
 
 * extraction of SAE training activations at layer 12 (``config/paper.yaml``: 128-token
-  windows, 64 per batch) with the project's hot loop (``llm_patching._fill_rows``: hooks,
-  device-to-host copy, zarr writes) against the bare forward pass on the same windows
+  windows, 64 per batch) with the project's hot loop (``llm_patching.fill_rows``: the forward
+  stopped after the layer, device-to-host copy, chunk-aligned zarr writes) against the bare forward pass on the same windows
   (full model, logits included) and the forward stopped after layer 12;
 * task extraction (``LanguageModality.extract`` on 400 demo HellaSwag prompts) against
   the bare forward on the same prompt batches;
@@ -124,7 +124,7 @@ def bench_extraction(backbone, size: dict[str, Any], root: Path, device: str, re
 
     from extraction import count_flops
     from sae_difficulty.modalities.llm_backbone import check_layer
-    from sae_difficulty.modalities.llm_patching import _fill_rows, _row_array, text_windows
+    from sae_difficulty.modalities.llm_patching import fill_rows, row_array, text_windows
 
     layer = size["layer"]
     hook = check_layer(backbone, layer)
@@ -138,8 +138,8 @@ def bench_extraction(backbone, size: dict[str, Any], root: Path, device: str, re
 
     def extract() -> None:
         group = zarr.open_group(str(cache), mode="w", zarr_format=3)
-        _fill_rows(backbone, hook, layer, windows, _row_array(group, "train", rows, backbone.d_model), size["batch_size"], "extract")
-        _row_array(group, "heldout", 4096, backbone.d_model)[...] = 0.0
+        fill_rows(backbone, hook, layer, windows, row_array(group, "train", rows, backbone.d_model), size["batch_size"], "extract")
+        row_array(group, "heldout", 4096, backbone.d_model)[...] = 0.0
 
     @torch.no_grad()
     def forward() -> None:

@@ -6,10 +6,10 @@ rule backbone:
         unpack(parent_manifests),
     output:
         manifest=store_output("backbone"),
-    benchmark:
-        "results/benchmarks/backbone/{node}.tsv"
     log:
         node_log("backbone"),
+    benchmark:
+        "results/benchmarks/backbone/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1

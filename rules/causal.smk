@@ -6,10 +6,10 @@ rule causal:
         unpack(parent_manifests),
     output:
         manifest=store_output("causal"),
-    benchmark:
-        "results/benchmarks/causal/{node}.tsv"
     log:
         node_log("causal"),
+    benchmark:
+        "results/benchmarks/causal/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1

@@ -6,10 +6,10 @@ rule tasks:
         unpack(parent_manifests),
     output:
         manifest=store_output("tasks"),
-    benchmark:
-        "results/benchmarks/tasks/{node}.tsv"
     log:
         node_log("tasks"),
+    benchmark:
+        "results/benchmarks/tasks/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -27,10 +27,10 @@ rule evaluate:
         unpack(parent_manifests),
     output:
         manifest=store_output("evaluate"),
-    benchmark:
-        "results/benchmarks/evaluate/{node}.tsv"
     log:
         node_log("evaluate"),
+    benchmark:
+        "results/benchmarks/evaluate/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1

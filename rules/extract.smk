@@ -6,10 +6,10 @@ rule extract:
         unpack(parent_manifests),
     output:
         manifest=store_output("extract"),
-    benchmark:
-        "results/benchmarks/extract/{node}.tsv"
     log:
         node_log("extract"),
+    benchmark:
+        "results/benchmarks/extract/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -28,10 +28,10 @@ rule sae_activations:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_activations"),
-    benchmark:
-        "results/benchmarks/sae_activations/{node}.tsv"
     log:
         node_log("sae_activations"),
+    benchmark:
+        "results/benchmarks/sae_activations/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1

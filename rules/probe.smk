@@ -6,10 +6,10 @@ rule probe:
         unpack(parent_manifests),
     output:
         manifest=store_output("probe"),
-    benchmark:
-        "results/benchmarks/probe/{node}.tsv"
     log:
         node_log("probe"),
+    benchmark:
+        "results/benchmarks/probe/{node}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -6,10 +6,10 @@ rule sae:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae"),
-    benchmark:
-        "results/benchmarks/sae/{node}.tsv"
     log:
         node_log("sae"),
+    benchmark:
+        "results/benchmarks/sae/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -28,10 +28,10 @@ rule sae_quality:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_quality"),
-    benchmark:
-        "results/benchmarks/sae_quality/{node}.tsv"
     log:
         node_log("sae_quality"),
+    benchmark:
+        "results/benchmarks/sae_quality/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1
@@ -50,10 +50,10 @@ rule sae_stability:
         unpack(parent_manifests),
     output:
         manifest=store_output("sae_stability"),
-    benchmark:
-        "results/benchmarks/sae_stability/{node}.tsv"
     log:
         node_log("sae_stability"),
+    benchmark:
+        "results/benchmarks/sae_stability/{node}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -71,10 +71,10 @@ rule codes:
         unpack(parent_manifests),
     output:
         manifest=store_output("codes"),
-    benchmark:
-        "results/benchmarks/codes/{node}.tsv"
     log:
         node_log("codes"),
+    benchmark:
+        "results/benchmarks/codes/{node}.tsv"
     conda:
         "../envs/models.yaml"
     threads: 1

@@ -6,10 +6,10 @@ rule selective:
         unpack(parent_manifests),
     output:
         manifest=store_output("selective"),
-    benchmark:
-        "results/benchmarks/selective/{node}.tsv"
     log:
         node_log("selective"),
+    benchmark:
+        "results/benchmarks/selective/{node}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1

@@ -6,10 +6,10 @@ rule synthesis:
         unpack(parent_manifests),
     output:
         manifest=store_output("synthesis"),
-    benchmark:
-        "results/benchmarks/synthesis/{node}.tsv"
     log:
         node_log("synthesis"),
+    benchmark:
+        "results/benchmarks/synthesis/{node}.tsv"
     conda:
         "../envs/analysis.yaml"
     threads: 1
@@ -71,9 +71,9 @@ else:
             tex="paper/generated",
         log:
             "logs/paper.log",
+        localrule: True
         conda:
             "../envs/paper.yaml"
-        localrule: True
         shell:
             "echo 'paper: skipped building paper/main.pdf (no latexmk or tectonic found; "
             "apt-get install latexmk texlive-latex-extra, or install tectonic). "

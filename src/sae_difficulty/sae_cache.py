@@ -10,7 +10,8 @@ Two on-disk contracts (see ``sae_difficulty.modalities.base``):
 :class:`ZarrBatchStream` feeds sae-lens' ``SAETrainer`` (which takes any iterator of
 ``[batch, d_in]`` tensors). It is written here because sae-lens' own ``ActivationsStore``
 / mixing buffer pull activations from a live model or a Hugging Face dataset, not from a
-zarr array, and never bound how much of a cache they read.
+zarr array, and never bound how much of a cache they read. :class:`ChunkAlignedWriter`
+is the writing counterpart: extraction fills a cache block by block in whole chunks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
+from zarr.core.buffer import default_buffer_prototype
 
 from sae_difficulty.errors import InputError
 
@@ -111,6 +113,91 @@ def write_codes(
     for name in sorted(arrays):
         _create_row_array(group, name, arrays[name], chunk_rows)
     return path
+
+
+class ChunkAlignedWriter:
+    """Fill a preallocated row-chunked array from the start, block by block, in whole chunks.
+
+    zarr stores a chunk as one object, so a write covering only part of a chunk makes
+    it read the chunk back, merge and rewrite it; batches of examples never line up with
+    chunk boundaries, and writing them as they come rewrites most chunks several times
+    (about a third of the LM extraction time on the demo backbones, see bench/README.md).
+    This writer copies incoming rows into a buffer of exactly one chunk and writes a
+    chunk only when it is complete; whole chunks inside a large block go straight from
+    the block to the array. Every write therefore starts on a chunk boundary and covers
+    whole chunks, except the last one, which ends the array. zarr has no appending
+    writer with this guarantee (``Array.append`` resizes and rewrites the tail chunk).
+
+    Memory: the one-chunk buffer (``buffer_rows`` = the array's chunk rows), whatever the
+    block sizes. ``array`` is anything with ``shape``, ``chunks``, ``dtype`` and slice
+    assignment (a zarr array, or a numpy-backed stand-in). Call :meth:`close` (or use it
+    as a context manager) to write the last, partial chunk.
+    """
+
+    def __init__(self, array: Any) -> None:
+        chunks = getattr(array, "chunks", None)
+        if len(array.shape) < 1 or not chunks or int(chunks[0]) < 1:
+            raise InputError(f"ChunkAlignedWriter: expected a row-chunked array, got shape {tuple(array.shape)} chunks {chunks}")
+        self.array = array
+        self.n_rows = int(array.shape[0])
+        self.buffer_rows = int(chunks[0])
+        self.row_shape = tuple(int(s) for s in array.shape[1:])
+        self._buffer = np.empty((self.buffer_rows, *self.row_shape), dtype=np.dtype(array.dtype))
+        self.rows_buffered = 0
+        self.rows_written = 0
+        self.max_rows_buffered = 0
+
+    @property
+    def rows_appended(self) -> int:
+        """Rows received so far (written or waiting in the buffer)."""
+        return self.rows_written + self.rows_buffered
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append ``rows`` [k, *row_shape] after the rows appended so far."""
+        rows = np.asarray(rows)
+        if rows.shape[1:] != self.row_shape:
+            raise InputError(f"ChunkAlignedWriter: rows of shape {rows.shape[1:]} do not match the array's {self.row_shape}")
+        if self.rows_appended + len(rows) > self.n_rows:
+            raise InputError(
+                f"ChunkAlignedWriter: appending {len(rows)} rows after {self.rows_appended} overflows the array's {self.n_rows} rows"
+            )
+        used = 0
+        if self.rows_buffered:
+            used = min(self.buffer_rows - self.rows_buffered, len(rows))
+            self._buffer[self.rows_buffered : self.rows_buffered + used] = rows[:used]
+            self.rows_buffered += used
+            self.max_rows_buffered = max(self.max_rows_buffered, self.rows_buffered)
+            if self.rows_buffered < self.buffer_rows:
+                return
+            self._flush()
+        whole = (len(rows) - used) // self.buffer_rows * self.buffer_rows
+        if whole:
+            self.array[self.rows_written : self.rows_written + whole] = rows[used : used + whole]
+            self.rows_written += whole
+            used += whole
+        rest = len(rows) - used
+        if rest:
+            self._buffer[:rest] = rows[used:]
+            self.rows_buffered = rest
+            self.max_rows_buffered = max(self.max_rows_buffered, rest)
+
+    def _flush(self) -> None:
+        self.array[self.rows_written : self.rows_written + self.rows_buffered] = self._buffer[: self.rows_buffered]
+        self.rows_written += self.rows_buffered
+        self.rows_buffered = 0
+
+    def close(self) -> int:
+        """Write the buffered rows (the last, partial chunk); return the rows written in all."""
+        if self.rows_buffered:
+            self._flush()
+        return self.rows_written
+
+    def __enter__(self) -> ChunkAlignedWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.close()
 
 
 # --------------------------------------------------------------------------- opening
@@ -247,14 +334,29 @@ def iter_row_blocks(array: Any, block_rows: int, stop: int | None = None) -> Ite
 class ZarrBatchStream(Iterator[torch.Tensor]):
     """Shuffled float32 ``[batch_size, d]`` batches from a row-chunked array, in bounded memory.
 
-    Each epoch visits the array's chunks in a seeded random order. Chunks go into a
-    mixing buffer of ``capacity_rows = max_batches_in_memory * batch_size`` rows; when the
-    next chunk does not fit, the buffer is shuffled in place and batches are drained
-    until it is at most half full and the chunk fits. So at most ``capacity_rows`` rows
-    are ever buffered (``max_rows_buffered`` records the peak, ``max_rows_read_at_once``
-    the largest single read), plus the chunk being copied in; the array is never loaded
-    whole. ``epochs=None`` streams forever (what sae-lens' trainer expects); with a
-    finite number the last partial batch is dropped (``rows_dropped``).
+    Algorithm. Each epoch visits the array's chunks in a seeded random order. Chunks go
+    into a mixing buffer of ``capacity_rows = max_batches_in_memory * batch_size`` rows
+    (the ``sae`` stage sizes it to two chunks plus a batch); when the next chunk does not
+    fit, the buffered rows are shuffled and batches are drained from the end until the
+    buffer is at most half full and the chunk fits. Rows left in the buffer are shuffled
+    again with the next chunks, so a row can leave in any later batch.
+
+    Guarantees: at most ``capacity_rows`` rows are ever buffered (``max_rows_buffered``
+    records the peak, ``max_rows_read_at_once`` the largest single read, one chunk); the
+    array is never loaded whole; every row enters the buffer exactly once per epoch, so
+    ``epochs=k`` emits every row k times (minus the last partial batch, ``rows_dropped``,
+    fewer than ``batch_size`` rows); the same ``(array, batch_size, seed,
+    max_batches_in_memory)`` gives the same batches. ``epochs=None`` streams forever (what
+    sae-lens' trainer expects).
+
+    Why it is written this way (bench/README.md, item 2): the shuffle is one seeded
+    ``permutation`` gathered into a second, preallocated buffer of the same size, which
+    then becomes the buffer (numpy's ``Generator.shuffle`` on a 2-D array swaps rows one
+    at a time and made the stream 0.73-0.77 of an in-memory loader); and zarr arrays decode
+    each chunk straight into the buffer (``get_basic_selection(out=...)``) instead of into
+    a fresh array that is then copied. Memory is therefore two fixed buffers of
+    ``capacity_rows`` rows, allocated once. Other array types (anything with ``shape``
+    and row slicing) are read with ``array[start:stop]`` and copied in.
     """
 
     def __init__(
@@ -296,6 +398,7 @@ class ZarrBatchStream(Iterator[torch.Tensor]):
         self.chunk_order: list[int] = []  # chunks read so far, in reading order
         self._rng = np.random.default_rng(seed)
         self._buffer = np.empty((self.capacity_rows, self.d), dtype=np.float32)
+        self._gathered = np.empty_like(self._buffer)  # the shuffle's target; swapped with _buffer
         self._batches = self._generate()
 
     def __iter__(self) -> ZarrBatchStream:
@@ -304,17 +407,32 @@ class ZarrBatchStream(Iterator[torch.Tensor]):
     def __next__(self) -> torch.Tensor:
         return next(self._batches)
 
+    def _shuffle_buffered(self) -> None:
+        """Permute the buffered rows: one gather into the spare buffer, then swap the two."""
+        filled = self.rows_buffered
+        # mode="clip": the indices are a permutation (always valid), and "raise" would buffer `out`
+        np.take(self._buffer[:filled], self._rng.permutation(filled), axis=0, out=self._gathered[:filled], mode="clip")
+        self._buffer, self._gathered = self._gathered, self._buffer
+
     def _drain(self, keep_at_most: int) -> Iterator[torch.Tensor]:
         """Shuffle the buffered rows, then emit batches until at most ``keep_at_most`` rows remain."""
-        filled = self.rows_buffered
-        if filled >= self.batch_size:
-            self._rng.shuffle(self._buffer[:filled])
+        if self.rows_buffered >= self.batch_size:
+            self._shuffle_buffered()
         while self.rows_buffered > keep_at_most and self.rows_buffered >= self.batch_size:
             stop = self.rows_buffered
             batch = self._buffer[stop - self.batch_size : stop].copy()
             self.rows_buffered -= self.batch_size
             self.batches_emitted += 1
             yield torch.from_numpy(batch)
+
+    def _read_rows_into_buffer(self, start: int, stop: int) -> None:
+        """Append rows ``[start, stop)`` of the array to the buffer (zarr decodes in place)."""
+        target = self._buffer[self.rows_buffered : self.rows_buffered + stop - start]
+        if isinstance(self.array, zarr.Array) and np.dtype(self.array.dtype) == np.float32:
+            out = default_buffer_prototype().nd_buffer.from_numpy_array(target)
+            self.array.get_basic_selection((slice(start, stop), slice(None)), out=out)
+        else:
+            target[...] = np.asarray(self.array[start:stop], dtype=np.float32)
 
     def _generate(self) -> Iterator[torch.Tensor]:
         n_chunks = -(-self.n_rows // self.chunk_rows)
@@ -325,9 +443,8 @@ class ZarrBatchStream(Iterator[torch.Tensor]):
                 size = stop - start
                 if self.rows_buffered + size > self.capacity_rows:
                     yield from self._drain(min(self.capacity_rows - size, self.capacity_rows // 2))
-                rows = np.asarray(self.array[start:stop], dtype=np.float32)
-                self.max_rows_read_at_once = max(self.max_rows_read_at_once, rows.shape[0])
-                self._buffer[self.rows_buffered : self.rows_buffered + size] = rows
+                self._read_rows_into_buffer(start, stop)
+                self.max_rows_read_at_once = max(self.max_rows_read_at_once, size)
                 self.rows_buffered += size
                 self.rows_read += size
                 self.chunk_order.append(int(chunk))

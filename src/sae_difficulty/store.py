@@ -77,6 +77,15 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def hardware() -> dict[str, Any]:
+    """What the node ran on: CPU count and architecture, and the GPU when torch used one."""
+    described: dict[str, Any] = {"machine": platform.machine(), "cpus": os.cpu_count()}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        described["gpu"] = torch.cuda.get_device_name()
+    return described
+
+
 def build_manifest(directory: Path, node_id: str, stage: str, wall_time_s: float) -> dict[str, Any]:
     files = {
         str(path.relative_to(directory)): {"sha256": sha256_file(path), "size": path.stat().st_size}
@@ -90,6 +99,7 @@ def build_manifest(directory: Path, node_id: str, stage: str, wall_time_s: float
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": round(wall_time_s, 3),
         "host": platform.node(),
+        "hardware": hardware(),
         "versions": library_versions(),
     }
 

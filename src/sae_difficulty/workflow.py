@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from sae_difficulty.plan import Node, Plan
+from sae_difficulty.workflow_evals import EVAL_STAGE_VERSIONS, add_eval_nodes
 from sae_difficulty.workflow_modular import MODULAR_STAGE_VERSIONS, add_modular_nodes
 
 STAGE_VERSIONS = {
     "backbone": "1",
     "tasks": "1",
     "evaluate": "1",
-    "extract": "1",
+    "extract": "2",
     "sae_activations": "1",
-    "sae": "1",
+    "sae": "2",
     "sae_quality": "1",
     "sae_stability": "1",
     "codes": "1",
@@ -31,6 +32,7 @@ STAGE_VERSIONS = {
     "selective": "1",
     "synthesis": "1",
     **MODULAR_STAGE_VERSIONS,
+    **EVAL_STAGE_VERSIONS,
 }
 
 MODALITIES = ("llm", "tsfm")
@@ -115,6 +117,7 @@ class StudyPlan(Plan):
         self.sae_stability: list[Node] = []
         self.sweep_probes: list[Node] = []
         self.modular: dict[str, Any] = {}
+        self.evals: dict[str, list[Node]] = {}
 
 
 def enabled_datasets(section: dict[str, Any]) -> list[str]:
@@ -176,6 +179,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
     sae_cfg = config["sae"]
     primary_arch, primary_exp, primary_seed = sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]
     primary_pooling = config["probe"]["poolings"][0]
+    llm_handles: dict[str, Any] = {"sae": {}, "datasets": {}}
     for modality in MODALITIES:
         section = config[modality]
         if not section["enabled"]:
@@ -186,6 +190,8 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
             for size in SIZES
         }  # fmt: skip
         primary = backbones[section["primary_backbone"]]
+        if modality == "llm":
+            llm_handles["backbone"] = primary
         cheap_size = "small" if section["primary_backbone"] == "small" else "large"
         expensive_size = "large" if cheap_size == "small" else "small"
         layers = section["layers"]
@@ -227,6 +233,8 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                             {"n_random": sae_cfg["stability_random_draws"], "seed": seed},
                             {f"seed_{s}": node for s, node in seeds.items()},
                         ))  # fmt: skip
+        if modality == "llm":
+            llm_handles["sae"] = {layer: sae_nodes[(layer, primary_arch, primary_exp, primary_seed)] for layer in layers}
         for dataset in enabled_datasets(section):
             tasks = plan.add("tasks", f"{modality}/{dataset}/tasks",
                              {"modality": modality, "dataset": dataset, "seed": seed,
@@ -248,6 +256,9 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                         codes = plan.add("codes", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/codes",
                                          {"min_explained_variance": sae_cfg["min_explained_variance"]},
                                          {"sae": sae, "extract": extract})  # fmt: skip
+                        if modality == "llm" and (arch, expansion) == (primary_arch, primary_exp):
+                            llm_handles["datasets"].setdefault(dataset, {})[layer] = {
+                                "evaluate": evaluations[section["primary_backbone"]], "extract": extract, "codes": codes}
                         for pooling in config["probe"]["poolings"]:
                             probe = plan.add(
                                 "probe", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe",
@@ -276,8 +287,21 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
             )  # fmt: skip
             plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
     plan.modular = add_modular_nodes(plan, config)
+    if "backbone" in llm_handles:
+        plan.evals = _add_evals(plan, config, llm_handles)
     plan.synthesis = _add_synthesis(plan, config)
     return plan
+
+
+def _add_evals(plan: StudyPlan, config: dict[str, Any], handles: dict[str, Any]) -> dict[str, list[Node]]:
+    """The SAE evaluation suite on the LM, at its layer (see ``workflow_evals``)."""
+    if not config["sae_evals"]["enabled"]:
+        return {}
+    from sae_difficulty.workflow_evals import eval_layer
+
+    layer = eval_layer(config)
+    datasets = {name: per_layer[layer] for name, per_layer in handles["datasets"].items()}
+    return add_eval_nodes(plan, config, {"backbone": handles["backbone"], "sae": handles["sae"], "datasets": datasets})
 
 
 def _describe_sae(node: Node) -> dict[str, Any]:

@@ -168,3 +168,33 @@ def test_missing_or_untrained_sae_fails_with_one_line(tiny, squad_dir):
         llm_patching.causal_patch(backbone, wrong_width, squad_dir, 0, [0], {}, seed=0)
     good = make_sae(backbone.d_model, [])
     assert llm_patching.check_sae_fidelity(good, np.random.default_rng(0).normal(size=(50, backbone.d_model)), 0.99) == 1.0
+
+
+def test_length_sorted_batches_cover_each_window_once_and_cut_padding():
+    rng = np.random.default_rng(0)
+    batch_size = 4
+    window = llm_patching.SORT_WINDOW_BATCHES * batch_size
+    lengths = rng.integers(1, 200, size=2 * window + 7)
+    plan = llm_patching.length_sorted_batches(lengths, batch_size)
+    assert [len(members) for members, _ in plan] == [window, window, 7]
+    for number, (members, batches) in enumerate(plan):
+        np.testing.assert_array_equal(members, np.arange(number * window, number * window + len(members)))  # tasks order
+        flat = np.concatenate(batches)
+        assert sorted(flat.tolist()) == members.tolist() and all(len(b) <= batch_size for b in batches)
+        assert np.all(np.diff(lengths[flat]) >= 0)  # batched by length inside the window
+
+    def padded(batches):
+        return sum(len(b) * int(lengths[b].max()) for b in batches)
+
+    in_order = [np.arange(s, min(s + batch_size, len(lengths))) for s in range(0, len(lengths), batch_size)]
+    assert padded([b for _, batches in plan for b in batches]) < 0.7 * padded(in_order)
+    with pytest.raises(InputError, match="batch_size"):
+        llm_patching.length_sorted_batches(lengths, 0)
+
+
+def test_batched_prompt_encoding_equals_one_by_one(tiny):
+    backbone, _ = tiny
+    prompts = ["A short prompt.", "", "word " * 400, "Another, longer prompt: with punctuation!"]  # the third exceeds n_ctx
+    batched = llm_tasks.encode_prompts(backbone, prompts, reserve=5)
+    assert batched == [llm_tasks.encode_prompt(backbone, p, reserve=5) for p in prompts]
+    assert len(batched[2]) == backbone.n_ctx - 5 and batched[2][0] == backbone.bos_id  # left-truncated, BOS kept

@@ -1,4 +1,4 @@
-"""Zarr caches: validated opening (one-line errors) and bounded, shuffled streaming."""
+"""Zarr caches: validated opening (one-line errors), bounded shuffled streaming, chunk-aligned writing."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sae_difficulty.sae import (
     write_codes,
     write_training_cache,
 )
+from sae_difficulty.sae_cache import ChunkAlignedWriter
 
 
 class SpyRows:
@@ -149,3 +150,84 @@ def test_write_codes_round_trip_and_validation(tmp_path: Path) -> None:
     assert zarr.open_group(str(tmp_path / "codes.zarr"), mode="r").attrs["sae"] == "x"
     with pytest.raises(InputError, match="disagree"):
         write_codes(tmp_path / "bad.zarr", {"last": np.ones((5, 7)), "mean": np.ones((4, 7))})
+
+
+class WriteSpy:
+    """A numpy-backed row-chunked array that records every slice written into it."""
+
+    def __init__(self, n_rows: int, d: int, chunk_rows: int) -> None:
+        self.data = np.full((n_rows, d), np.nan, dtype=np.float32)
+        self.shape = self.data.shape
+        self.chunks = (chunk_rows, d)
+        self.dtype = self.data.dtype
+        self.writes: list[tuple[int, int]] = []
+
+    def __setitem__(self, key: slice, value: np.ndarray) -> None:
+        self.writes.append((key.start, key.stop))
+        self.data[key] = value
+
+
+def test_chunk_aligned_writer_of_ragged_blocks_equals_one_write(tmp_path: Path) -> None:
+    rows = _row_ids(1000, d=4) + np.random.default_rng(0).standard_normal((1000, 4)).astype(np.float32)
+    cuts = [0, 3, 4, 70, 71, 400, 401, 1000]  # blocks of 3, 1, 66, 1, 329, 1, 599 rows
+    group = zarr.open_group(str(tmp_path / "w.zarr"), mode="w", zarr_format=3)
+    kwargs = {"shape": rows.shape, "chunks": (64, 4), "dtype": "float32", "compressors": None}
+    at_once = group.create_array("at_once", **kwargs)
+    at_once[...] = rows
+    with ChunkAlignedWriter(group.create_array("appended", **kwargs)) as writer:
+        for start, stop in zip(cuts[:-1], cuts[1:]):
+            writer.append(rows[start:stop])
+    assert writer.rows_written == 1000
+    np.testing.assert_array_equal(group["appended"][...], group["at_once"][...])
+    np.testing.assert_array_equal(group["appended"][...], rows)
+
+
+def test_chunk_aligned_writer_buffers_at_most_one_chunk_and_writes_whole_chunks() -> None:
+    spy = WriteSpy(n_rows=1000, d=3, chunk_rows=64)
+    writer = ChunkAlignedWriter(spy)
+    rng = np.random.default_rng(1)
+    appended = 0
+    while appended < 1000:
+        size = int(min(rng.integers(1, 150), 1000 - appended))
+        writer.append(_row_ids(1000)[appended : appended + size])
+        appended += size
+        assert writer.rows_buffered < 64  # everything before the last chunk boundary is already on disk
+        assert writer.rows_written == appended // 64 * 64
+    writer.close()
+    assert writer.max_rows_buffered <= writer.buffer_rows == 64
+    assert all(start % 64 == 0 and (stop - start) % 64 == 0 for start, stop in spy.writes[:-1])
+    assert spy.writes[-1][0] % 64 == 0 and spy.writes[-1][1] == 1000  # only the array's last chunk is partial
+    np.testing.assert_array_equal(spy.data, _row_ids(1000))
+
+
+def test_chunk_aligned_writer_refuses_overflow_and_wrong_width() -> None:
+    writer = ChunkAlignedWriter(WriteSpy(n_rows=10, d=3, chunk_rows=4))
+    with pytest.raises(InputError, match="do not match"):
+        writer.append(np.zeros((2, 5), dtype=np.float32))
+    writer.append(np.zeros((8, 3), dtype=np.float32))
+    with pytest.raises(InputError, match="overflows the array's 10 rows"):
+        writer.append(np.zeros((3, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("backend", ["zarr", "spy"])
+def test_each_epoch_is_a_permutation_of_all_rows_in_a_bounded_buffer(backend: str) -> None:
+    n_rows, chunk_rows, batch_size, epochs = 78 * 64, 500, 64, 3  # rows divisible by the batch: nothing dropped
+    data = _row_ids(n_rows)
+    if backend == "zarr":  # decoded in place into the buffer
+        group = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)
+        array = group.create_array("train", shape=data.shape, chunks=(chunk_rows, 3), dtype="float32")
+        array[...] = data
+    else:  # generic row-sliceable array, copied in
+        array = SpyRows(data, chunk_rows)
+    capacity = 2 * chunk_rows + batch_size  # two chunks plus a batch, as the sae stage sizes it
+    stream = stream_batches(array, batch_size, seed=5, max_batches_in_memory=-(-capacity // batch_size), epochs=epochs)
+    ids = np.concatenate([batch[:, 0].numpy() for batch in stream]).astype(int)
+    assert stream.rows_dropped == 0 and stream.rows_read == epochs * n_rows
+    assert np.array_equal(np.bincount(ids, minlength=n_rows), np.full(n_rows, epochs))
+    assert not np.array_equal(ids[:n_rows], np.arange(n_rows))  # shuffled, not the stored order
+    assert stream.max_rows_buffered <= stream.capacity_rows < 3 * chunk_rows
+    assert stream.max_rows_read_at_once == chunk_rows
+    # the first epoch's rows leave before the buffer could hold them all: a permutation of
+    # every row needs all of them to pass through it, and it never holds more than capacity
+    first_epoch_rows = np.bincount(ids[: n_rows - stream.capacity_rows], minlength=n_rows)
+    assert first_epoch_rows.max() == 1

@@ -23,13 +23,16 @@ from sae_difficulty.errors import InputError
 from sae_difficulty.io import write_parquet
 from sae_difficulty.modalities import llm_corpus
 from sae_difficulty.modalities.llm_backbone import Backbone, check_layer, token_stream
-from sae_difficulty.modalities.llm_tasks import encode_continuation, encode_prompt, load_examples, right_pad, token_nll
+from sae_difficulty.modalities.llm_tasks import encode_continuation, encode_prompt, encode_prompts, load_examples, right_pad, token_nll
+from sae_difficulty.sae_cache import ChunkAlignedWriter
 
 CHUNK_ROWS = 4096
 POSITIONS = ("last", "all")
+#: Prompts are length-sorted into batches within windows of this many batches (see ``extract``).
+SORT_WINDOW_BATCHES = 64
 
 
-def _row_array(group: zarr.Group, name: str, rows: int, d: int) -> zarr.Array:
+def row_array(group: zarr.Group, name: str, rows: int, d: int) -> zarr.Array:
     """A preallocated float32 [rows, d] array, uncompressed (activations barely compress)."""
     return group.create_array(
         name, shape=(rows, d), chunks=(max(1, min(CHUNK_ROWS, rows)), d), dtype="float32", compressors=None, fill_value=0.0
@@ -51,6 +54,24 @@ def residuals(backbone: Backbone, hook_name: str, layer: int, tokens: torch.Tens
 # ----------------------------------------------------------------------------- extraction
 
 
+def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """How ``extract`` batches prompts: windows of ``SORT_WINDOW_BATCHES * batch_size``
+    consecutive examples (tasks order), each split into batches of ``batch_size`` example
+    indices sorted by ``lengths`` (stable, so ties keep tasks order). Returns
+    ``[(window members in tasks order, [index batches])]``. Sorting only inside a window
+    keeps the rows waiting to be written in tasks order bounded by one window."""
+    if batch_size < 1:
+        raise InputError(f"llm extract: batch_size must be >= 1, got {batch_size}")
+    lengths = np.asarray(lengths)
+    window = SORT_WINDOW_BATCHES * batch_size
+    plan = []
+    for window_start in range(0, len(lengths), window):
+        members = np.arange(window_start, min(window_start + window, len(lengths)))
+        by_length = members[np.argsort(lengths[members], kind="stable")]
+        plan.append((members, [by_length[start : start + batch_size] for start in range(0, len(by_length), batch_size)]))
+    return plan
+
+
 def extract(backbone: Backbone, tasks_dir: str | Path, layer: int, out_zarr: str | Path, params: dict[str, Any]) -> dict[str, Any]:
     """Stream ``blocks.{layer}.hook_resid_post`` over every prompt into a zarr v3 activation cache.
 
@@ -58,14 +79,28 @@ def extract(backbone: Backbone, tasks_dir: str | Path, layer: int, out_zarr: str
     tasks order), ``offsets`` [N+1], ``last`` [N, d] (the last prompt token: the boundary
     before the answer) and ``mean`` [N, d] (mean over the prompt positions), all float32
     but offsets; plus ``<out_zarr stem>_examples.parquet`` beside it (id, n_tokens, offset).
-    Arrays are preallocated from the token counts, then filled ``batch_size`` examples
-    at a time, so memory is bounded by one batch whatever the dataset size.
     ``params`` (``llm.extract``): ``batch_size`` (16).
+
+    How, for throughput (bench/extraction.py measures it against the bare forward):
+
+    * the forward stops after block ``layer`` (``stop_at_layer``, whose output is that
+      block's ``hook_resid_post``), with no cache or hook bookkeeping;
+    * examples are taken ``SORT_WINDOW_BATCHES * batch_size`` at a time (a window, in
+      tasks order) and batched by prompt length inside the window, so right-padding
+      wastes few positions; the window's rows are then appended in tasks order, so the
+      cache does not depend on the sorting (up to float rounding of the batch shapes);
+    * ``tokens`` is written in whole chunks (:class:`~sae_difficulty.sae_cache.ChunkAlignedWriter`),
+      never rewriting a chunk; ``last`` and ``mean`` ([N, d], small) are filled in memory
+      and written once.
+
+    Memory: one window of residual rows, one chunk, and ``last``/``mean``.
     """
     hook_name = check_layer(backbone, layer)
     batch_size = int(params.get("batch_size", 16))
+    if batch_size < 1:
+        raise InputError(f"llm extract: batch_size must be >= 1, got {batch_size}")
     spec, examples = load_examples(tasks_dir)
-    prompts = [encode_prompt(backbone, ex.prompt) for ex in examples]
+    prompts = encode_prompts(backbone, [ex.prompt for ex in examples])
     lengths = np.array([len(p) - 1 for p in prompts], dtype=np.int64)
     if np.any(lengths < 1):
         raise InputError(f"tasks {tasks_dir}: example {examples[int(np.argmin(lengths))].id} has an empty prompt")
@@ -85,18 +120,31 @@ def extract(backbone: Backbone, tasks_dir: str | Path, layer: int, out_zarr: str
             "d_model": d,
         }
     )
-    tokens_array = _row_array(group, "tokens", int(offsets[-1]), d)
-    last_array = _row_array(group, "last", n, d)
-    mean_array = _row_array(group, "mean", n, d)
     group.create_array("offsets", shape=(n + 1,), chunks=(n + 1,), dtype="int64", compressors=None)[...] = offsets
+    last = np.empty((n, d), dtype=np.float32)
+    mean = np.empty((n, d), dtype=np.float32)
+    pad = _pad_id(backbone)
 
-    for start in tqdm(range(0, n, batch_size), desc=f"extract {spec.dataset} L{layer}", file=sys.stderr, mininterval=5.0):
-        stop = min(start + batch_size, n)
-        resid = residuals(backbone, hook_name, layer, right_pad(prompts[start:stop], _pad_id(backbone)))
-        rows = [resid[i, 1 : 1 + lengths[start + i]] for i in range(stop - start)]
-        tokens_array[offsets[start] : offsets[stop]] = np.concatenate(rows)
-        last_array[start:stop] = np.stack([r[-1] for r in rows])
-        mean_array[start:stop] = np.stack([r.astype(np.float64).mean(axis=0) for r in rows]).astype(np.float32)
+    @torch.no_grad()
+    def prompt_rows(indices: np.ndarray) -> list[np.ndarray]:
+        resid = backbone.model(right_pad([prompts[i] for i in indices], pad).to(backbone.device), stop_at_layer=layer + 1)
+        resid = resid.float().cpu().numpy()
+        return [resid[j, 1 : 1 + lengths[i]] for j, i in enumerate(indices)]
+
+    progress = tqdm(total=n, desc=f"extract {spec.dataset} L{layer}", unit="ex", file=sys.stderr, mininterval=5.0)
+    with ChunkAlignedWriter(row_array(group, "tokens", int(offsets[-1]), d)) as writer:
+        for members, batches in length_sorted_batches(lengths, batch_size):
+            rows: dict[int, np.ndarray] = {}
+            for indices in batches:
+                rows.update(zip(indices.tolist(), prompt_rows(indices)))
+                progress.update(len(indices))
+            for i in members.tolist():
+                writer.append(rows[i])
+                last[i] = rows[i][-1]
+                mean[i] = rows[i].mean(axis=0, dtype=np.float64)
+    progress.close()
+    row_array(group, "last", n, d)[...] = last
+    row_array(group, "mean", n, d)[...] = mean
 
     write_parquet(
         out_zarr.with_name(f"{out_zarr.stem}_examples.parquet"),
@@ -148,22 +196,29 @@ def text_windows(backbone: Backbone, role: str, context_length: int, seed: int, 
     return torch.cat([torch.full((n_windows, 1), backbone.bos_id, dtype=torch.long), body], dim=1)
 
 
-def _fill_rows(
+def fill_rows(
     backbone: Backbone, hook_name: str, layer: int, windows: torch.Tensor, array: zarr.Array, batch_size: int, desc: str
 ) -> None:
-    """Write the non-BOS residual rows of ``windows`` into ``array`` until it is full."""
-    budget, filled = int(array.shape[0]), 0
+    """Write the non-BOS residual rows of ``windows`` into ``array`` until it is full.
+
+    ``hook_name`` must be ``blocks.{layer}.hook_resid_post``: the rows come from the
+    forward stopped after block ``layer`` (``stop_at_layer`` returns exactly that
+    residual, without a hook cache), written in whole chunks (:class:`ChunkAlignedWriter`).
+    """
+    if hook_name != f"blocks.{layer}.hook_resid_post":
+        raise InputError(f"{desc}: hook {hook_name!r} is not blocks.{layer}.hook_resid_post")
+    budget = int(array.shape[0])
     per_window = windows.shape[1] - 1
     needed = -(-budget // per_window)
     if needed > len(windows):
         raise InputError(f"{desc}: {budget} tokens requested but the text gives only {len(windows) * per_window}; lower the token budget")
     progress = tqdm(total=budget, desc=desc, file=sys.stderr, mininterval=5.0, unit="tok")
-    for start in range(0, needed, batch_size):
-        resid = residuals(backbone, hook_name, layer, windows[start : min(start + batch_size, needed)])
-        rows = resid[:, 1:].reshape(-1, resid.shape[-1])[: budget - filled]
-        array[filled : filled + len(rows)] = rows
-        filled += len(rows)
-        progress.update(len(rows))
+    with ChunkAlignedWriter(array) as writer, torch.no_grad():
+        for start in range(0, needed, batch_size):
+            resid = backbone.model(windows[start : min(start + batch_size, needed)].to(backbone.device), stop_at_layer=layer + 1)
+            rows = resid[:, 1:].float().cpu().numpy().reshape(-1, resid.shape[-1])[: budget - writer.rows_appended]
+            writer.append(rows)
+            progress.update(len(rows))
     progress.close()
 
 
@@ -194,12 +249,12 @@ def training_activations(backbone: Backbone, layer: int, out_zarr: str | Path, p
     )
     for name, role, budget in (("train", "sae", n_train), ("heldout", "heldout", n_heldout)):
         windows = text_windows(backbone, role, context_length, seed, text_dataset)
-        _fill_rows(
+        fill_rows(
             backbone,
             hook_name,
             layer,
             windows,
-            _row_array(group, name, budget, backbone.d_model),
+            row_array(group, name, budget, backbone.d_model),
             batch_size,
             f"sae activations {name} L{layer}",
         )

@@ -407,6 +407,18 @@ def encode_prompt(backbone: Backbone, prompt: str, reserve: int = 0) -> list[int
     return [backbone.bos_id] + ids[-room:]
 
 
+def encode_prompts(backbone: Backbone, prompts: list[str], reserve: int = 0) -> list[list[int]]:
+    """:func:`encode_prompt` of many prompts in one batched tokenizer call (the Rust
+    tokenizer encodes the batch without per-call Python overhead: ~1 ms per prompt)."""
+    room = backbone.n_ctx - 1 - reserve
+    if room < 1:
+        raise InputError(f"a continuation of {reserve} tokens does not fit the model context of {backbone.n_ctx}")
+    if not prompts:
+        return []
+    encoded = backbone.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+    return [[backbone.bos_id] + list(ids[-room:]) for ids in encoded]
+
+
 def encode_continuation(backbone: Backbone, text: str) -> list[int]:
     """Token ids of a scored continuation, cut to half the model context (only a tiny demo
     model's context is ever that short; the prompt then keeps the other half)."""

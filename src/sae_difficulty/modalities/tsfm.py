@@ -66,6 +66,7 @@ from sae_difficulty.modalities import tsfm_data as data
 from sae_difficulty.modalities import tsfm_patching as patching
 from sae_difficulty.modalities.tsfm_backbone import is_hub_backbone, load_chronos, train_backbone, window_loss
 from sae_difficulty.modalities.tsfm_features import cheap_feature_table
+from sae_difficulty.sae_cache import ChunkAlignedWriter
 
 __all__ = ["TimeSeriesModality", "is_hub_backbone", "read_windows"]
 
@@ -265,7 +266,10 @@ class TimeSeriesModality:
     def extract(self, model: Any, tasks_dir: Path, layer: int, out_zarr: Path, params: dict[str, Any]) -> dict[str, Any]:
         """Encoder block ``layer``'s output at every context position (EOS excluded) of every
         window, streamed to zarr: ``tokens`` [N*C, d], ``last`` (step C-1), ``mean`` (over the
-        C steps), ``offsets``. Memory is one batch of windows."""
+        C steps), ``offsets``. ``tokens`` is written in whole chunks
+        (:class:`~sae_difficulty.sae_cache.ChunkAlignedWriter`: no chunk is read back and
+        rewritten); ``last`` and ``mean`` ([N, d], small) are filled in memory and written
+        once. Memory: one batch of windows, one chunk, and ``last``/``mean``."""
         import zarr
 
         layer = patching.check_layer(model, layer)
@@ -273,19 +277,23 @@ class TimeSeriesModality:
         _check_context(model, contexts.shape[1])
         n, steps, d = len(contexts), contexts.shape[1], _d_model(model)
         group = zarr.open_group(str(out_zarr), mode="w", zarr_format=3)
-        tokens = group.create_array(
-            "tokens", shape=(n * steps, d), chunks=(min(CHUNK_ROWS, n * steps), d), dtype="float32", compressors=None
-        )
-        last = group.create_array("last", shape=(n, d), chunks=(min(CHUNK_ROWS, n), d), dtype="float32", compressors=None)
-        mean = group.create_array("mean", shape=(n, d), chunks=(min(CHUNK_ROWS, n), d), dtype="float32", compressors=None)
+
+        def row_array(name: str, rows: int) -> Any:
+            return group.create_array(name, shape=(rows, d), chunks=(min(CHUNK_ROWS, rows), d), dtype="float32", compressors=None)
+
         group.create_array("offsets", shape=(n + 1,), dtype="int64", compressors=None)[...] = np.arange(n + 1, dtype=np.int64) * steps
+        last = np.empty((n, d), dtype=np.float32)
+        mean = np.empty((n, d), dtype=np.float32)
         batch_size = int(params.get("batch_size", 32))
-        for start in _batches(n, batch_size, f"extract block {layer}"):
-            stop = min(start + batch_size, n)
-            states = self._context_states(model, contexts[start:stop], layer)  # [B, C, d]
-            tokens[start * steps : stop * steps] = states.reshape(-1, d)
-            last[start:stop] = states[:, -1]
-            mean[start:stop] = states.mean(axis=1, dtype=np.float64).astype(np.float32)
+        with ChunkAlignedWriter(row_array("tokens", n * steps)) as writer:
+            for start in _batches(n, batch_size, f"extract block {layer}"):
+                stop = min(start + batch_size, n)
+                states = self._context_states(model, contexts[start:stop], layer)  # [B, C, d]
+                writer.append(states.reshape(-1, d))
+                last[start:stop] = states[:, -1]
+                mean[start:stop] = states.mean(axis=1, dtype=np.float64)
+        row_array("last", n)[...] = last
+        row_array("mean", n)[...] = mean
         return {
             "n_examples": n,
             "n_tokens": n * steps,

@@ -1,0 +1,15 @@
+"""Stage `domain_activations`: one domain's (prose or code) residual rows, an SAE training cache."""
+
+from __future__ import annotations
+
+from sae_difficulty.evals.domains import write_domain_cache
+from sae_difficulty.io import write_json
+from sae_difficulty.scripting import NodeContext
+from sae_difficulty.stages.common import ACTIVATIONS, load_backbone
+
+
+def build(ctx: NodeContext) -> None:
+    params = ctx.params
+    _, model = load_backbone(ctx.parent("backbone"))
+    summary = write_domain_cache(model, params["domain"], params["layer"], ctx.out / ACTIVATIONS, params, params["seed"])
+    write_json(ctx.out / "domain_activations.json", summary)

@@ -1,0 +1,39 @@
+"""What the evaluation-suite stages share: checked SAE loading and writing one evaluation's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sae_difficulty import sae as sae_lib
+from sae_difficulty.evals.encode_fidelity import EncodeFidelityConfig, require_encode_fidelity
+from sae_difficulty.io import write_json, write_parquet
+from sae_difficulty.ledger import HEADLINE_FILE
+
+
+def load_checked_sae(sae_dir: Path, rows: Any, fidelity: dict[str, Any], expected_d_in: int | None = None):
+    """Load an sae-lens SAE and require that it reproduces its checkpoint's own codes on ``rows``.
+
+    Returns ``(sae, fidelity result dict)``; a failing check raises InputError (the stage stops).
+    """
+    config = EncodeFidelityConfig.from_dict(fidelity)
+    sample = np.asarray(rows[: config.n_rows], dtype=np.float32)
+    sae = sae_lib.load_sae(sae_dir, expected_d_in=expected_d_in if expected_d_in is not None else sample.shape[1])
+    result = require_encode_fidelity(sae, sae_dir, "saelens", sample, config)
+    return sae, result.to_dict()
+
+
+def write_evaluation(out: Path, name: str, result: Any, headline: Callable[[Any], dict[str, Any]], claim_sign: int,
+                     plot: Callable[[Any, Path], None] | None = None, checks: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """``<name>.json`` (the result, valid against its module's schema), ``<name>.parquet`` (its table),
+    ``headline.json`` (for the ledger; ``claim_sign`` = the side of the null the cited claim predicts,
+    0 for none), ``<name>.png`` and ``checks.json`` (the encode-fidelity checks of the SAEs it loaded)."""
+    write_json(out / f"{name}.json", result.to_dict())
+    write_parquet(out / f"{name}.parquet", result.table())
+    write_json(out / HEADLINE_FILE, {**headline(result), "claim_sign": claim_sign})
+    if checks is not None:
+        write_json(out / "checks.json", checks)
+    if plot is not None:
+        plot(result, out / f"{name}.png")
