@@ -3,6 +3,7 @@ filled, and the synthesis files are byte-identical (reproducibility)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -69,3 +70,35 @@ def test_store_verifies_and_nothing_is_left_to_do(ci_runs):
     assert all(verify_node(node.path) == [] for node in nodes)
     dry = run_snakemake(["-n", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir)
     assert planned_jobs(dry.stdout) == {}
+
+
+EVALUATIONS = {"eval_cross_domain": "cross_domain", "eval_sparse_probing": "sparse_probing",
+               "eval_transcoder": "transcoder", "eval_steering": "steering", "eval_circuit": "circuit"}  # fmt: skip
+
+
+def test_evaluation_suite_outputs_validate_and_are_reproducible(ci_runs):
+    import importlib
+
+    import jsonschema
+
+    first, second = (run / "results" for run in ci_runs)
+    for stage, name in EVALUATIONS.items():
+        (node,) = [p.parent for p in (first / "store" / stage).glob("*/manifest.json")]
+        module = importlib.import_module(f"sae_difficulty.evals.{name}")
+        result = json.loads((node / f"{name}.json").read_text())
+        jsonschema.validate(result, module.RESULT_SCHEMA)
+        twin = second / "store" / stage / node.name / f"{name}.json"
+        assert twin.read_bytes() == (node / f"{name}.json").read_bytes(), stage
+    page = (first / "sae_evals.md").read_text()
+    assert page.count("\n## ") == len(EVALUATIONS) and (first / "sae_evals" / "top_contexts.md").is_file()
+
+
+def test_ledger_has_one_row_per_result_node(ci_runs):
+    from sae_difficulty.ledger import RESULT_STAGES
+
+    results = ci_runs[0] / "results"
+    ledger = pd.read_parquet(results / "ledger.parquet")
+    built = {p.parent.name for stage in RESULT_STAGES for p in (results / "store" / stage).glob("*/manifest.json")}
+    assert set(ledger["node"]) == built and len(ledger) == len(built)
+    assert set(ledger["status"]) <= {"reproduced", "novel", "novel (contradicts claim)", "inconclusive"}
+    assert (ledger["wall_time_s"] >= 0).all() and ledger["model"].astype(bool).all()

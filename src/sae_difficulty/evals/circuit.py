@@ -40,6 +40,7 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from sae_difficulty.errors import InputError
+from sae_difficulty.evals.common import reject_unknown_keys
 from sae_difficulty.io import to_jsonable
 from sae_difficulty.modalities.llm_backbone import Backbone, check_layer
 from sae_difficulty.modalities.llm_tasks import token_nll
@@ -106,10 +107,7 @@ class CircuitConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> CircuitConfig:
         """Build from a config mapping (lists become tuples); one-line InputError on unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"circuit config: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        reject_unknown_keys(values, (f.name for f in fields(cls)), "circuit config")
         if "layers" not in values:
             raise InputError("circuit config: missing key 'layers' (the residual layers that hold the circuit)")
         return cls(**dict(values))

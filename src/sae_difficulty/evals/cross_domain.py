@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from sae_difficulty.core import sae_metrics
 from sae_difficulty.errors import InputError
+from sae_difficulty.evals.common import HEADLINE_SCHEMA, NUMBER_OR_NULL, reject_unknown_keys
 from sae_difficulty.io import to_jsonable
 from sae_difficulty.sae_cache import iter_row_blocks
 
@@ -97,10 +98,7 @@ class CrossDomainConfig:
         """Build from a config mapping; unknown keys give a one-line ``InputError``."""
         if not isinstance(values, Mapping):
             raise InputError(f"CrossDomainConfig: expected a mapping, got {type(values).__name__}")
-        known = {spec.name for spec in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"CrossDomainConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        reject_unknown_keys(values, (spec.name for spec in dataclasses.fields(cls)), "CrossDomainConfig")
         return cls(**{k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in values.items()})
 
     def to_dict(self) -> dict[str, int]:
@@ -640,7 +638,6 @@ def plot_cross_domain(result: CrossDomainResult, path: str | os.PathLike) -> Pat
 
 # --------------------------------------------------------------------------- schema
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
 _INT_GE0 = {"type": "integer", "minimum": 0}
 
 RESULT_SCHEMA: dict[str, Any] = {
@@ -670,7 +667,7 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "eval_domain": {"type": "string"},
                     "in_domain": {"type": "boolean"},
                     "mse": {"type": "number", "minimum": 0},
-                    "explained_variance": _NUMBER_OR_NULL,
+                    "explained_variance": NUMBER_OR_NULL,
                     "l0": {"type": "number", "minimum": 0},
                     "l1": {"type": "number", "minimum": 0},
                     "dead_fraction": {"type": "number", "minimum": 0, "maximum": 1},
@@ -697,11 +694,11 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "sae": {"type": "string"},
                     "architecture": {"type": "string"},
                     "train_domain": {"type": "string"},
-                    "in_domain_ev": _NUMBER_OR_NULL,
-                    "out_of_domain_ev": _NUMBER_OR_NULL,
-                    "gap": _NUMBER_OR_NULL,
-                    "ci_low": _NUMBER_OR_NULL,
-                    "ci_high": _NUMBER_OR_NULL,
+                    "in_domain_ev": NUMBER_OR_NULL,
+                    "out_of_domain_ev": NUMBER_OR_NULL,
+                    "gap": NUMBER_OR_NULL,
+                    "ci_low": NUMBER_OR_NULL,
+                    "ci_high": NUMBER_OR_NULL,
                 },
             },
         },
@@ -715,8 +712,8 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "sae": {"type": "string"},
                     "n_features": {"type": "integer", "minimum": 1},
                     "n_live": _INT_GE0,
-                    "mean_selectivity": _NUMBER_OR_NULL,
-                    "share_selective": _NUMBER_OR_NULL,
+                    "mean_selectivity": NUMBER_OR_NULL,
+                    "share_selective": NUMBER_OR_NULL,
                     "preferred_counts": {"type": "object", "additionalProperties": _INT_GE0},
                 },
             },
@@ -726,25 +723,13 @@ RESULT_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["value", "ci_low", "ci_high", "n_boot", "n_saes"],
             "properties": {
-                "value": _NUMBER_OR_NULL,
-                "ci_low": _NUMBER_OR_NULL,
-                "ci_high": _NUMBER_OR_NULL,
+                "value": NUMBER_OR_NULL,
+                "ci_low": NUMBER_OR_NULL,
+                "ci_high": NUMBER_OR_NULL,
                 "n_boot": _INT_GE0,
                 "n_saes": {"type": "integer", "minimum": 1},
             },
         },
-        "headline": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["metric", "value", "ci_low", "ci_high", "null", "claim"],
-            "properties": {
-                "metric": {"type": "string"},
-                "value": _NUMBER_OR_NULL,
-                "ci_low": _NUMBER_OR_NULL,
-                "ci_high": _NUMBER_OR_NULL,
-                "null": _NUMBER_OR_NULL,
-                "claim": {"type": "string"},
-            },
-        },
+        "headline": HEADLINE_SCHEMA,
     },
 }

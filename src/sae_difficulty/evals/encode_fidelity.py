@@ -32,6 +32,7 @@ from sae_lens import SAE
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
 from sae_difficulty.errors import InputError
+from sae_difficulty.evals.common import reject_unknown_keys
 from sae_difficulty.io import to_jsonable
 
 FORMATS = ("saelens", "dictionary_learning")
@@ -72,10 +73,7 @@ class EncodeFidelityConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> EncodeFidelityConfig:
         """Build from a config mapping; one-line InputError on unknown keys."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"encode_fidelity config: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        reject_unknown_keys(values, (f.name for f in fields(cls)), "encode_fidelity config")
         return cls(**dict(values))
 
 

@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sae_difficulty.core.stats import check_binary_labels
 from sae_difficulty.errors import InputError
+from sae_difficulty.evals.common import HEADLINE_SCHEMA, NUMBER_OR_NULL, reject_unknown_keys
 from sae_difficulty.io import to_jsonable
 
 __all__ = [
@@ -105,10 +106,7 @@ class SparseProbingConfig:
         """Build from a config mapping; unknown keys give a one-line ``InputError``."""
         if not isinstance(values, Mapping):
             raise InputError(f"SparseProbingConfig: expected a mapping, got {type(values).__name__}")
-        known = {spec.name for spec in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"SparseProbingConfig: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        reject_unknown_keys(values, (spec.name for spec in dataclasses.fields(cls)), "SparseProbingConfig")
         cleaned = dict(values)
         for key in ("n_boot", "seed", "max_iter"):
             if isinstance(cleaned.get(key), float) and cleaned[key].is_integer():
@@ -408,7 +406,6 @@ def plot_sparse_probing(result: SparseProbingResult, path: str | os.PathLike) ->
 
 # --------------------------------------------------------------------------- schema
 
-_NUMBER_OR_NULL = {"type": ["number", "null"]}
 
 RESULT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -444,27 +441,15 @@ RESULT_SCHEMA: dict[str, Any] = {
                     "accuracy": {"type": "number", "minimum": 0, "maximum": 1},
                     "ci_low": {"type": "number", "minimum": 0, "maximum": 1},
                     "ci_high": {"type": "number", "minimum": 0, "maximum": 1},
-                    "delta_vs_raw": _NUMBER_OR_NULL,
-                    "delta_ci_low": _NUMBER_OR_NULL,
-                    "delta_ci_high": _NUMBER_OR_NULL,
+                    "delta_vs_raw": NUMBER_OR_NULL,
+                    "delta_ci_low": NUMBER_OR_NULL,
+                    "delta_ci_high": NUMBER_OR_NULL,
                     "selected": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
                     "n_train": {"type": "integer", "minimum": 2},
                     "n_test": {"type": "integer", "minimum": 2},
                 },
             },
         },
-        "headline": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["metric", "value", "ci_low", "ci_high", "null", "claim"],
-            "properties": {
-                "metric": {"type": "string"},
-                "value": _NUMBER_OR_NULL,
-                "ci_low": _NUMBER_OR_NULL,
-                "ci_high": _NUMBER_OR_NULL,
-                "null": _NUMBER_OR_NULL,
-                "claim": {"type": "string"},
-            },
-        },
+        "headline": HEADLINE_SCHEMA,
     },
 }

@@ -62,6 +62,7 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from sae_difficulty.errors import InputError
+from sae_difficulty.evals.common import reject_unknown_keys
 from sae_difficulty.io import to_jsonable
 from sae_difficulty.modalities.llm_backbone import check_layer
 from sae_difficulty.modalities.llm_tasks import continuation_nll, encode_prompt
@@ -137,10 +138,7 @@ class SteeringConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> SteeringConfig:
         """Build from a config mapping; unknown keys are a one-line InputError."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"steering config: unknown key(s) {unknown}; expected some of {sorted(known)}")
+        reject_unknown_keys(values, (spec.name for spec in dataclasses.fields(cls)), "steering config")
         if "layer" not in values:
             raise InputError("steering config: missing key 'layer' (the residual layer to steer)")
         values = dict(values)

@@ -64,6 +64,7 @@ from tqdm.auto import tqdm
 
 from sae_difficulty.core.sae_metrics import FiringAccumulator, ReconstructionAccumulator, dead_fraction, loss_recovered
 from sae_difficulty.errors import InputError
+from sae_difficulty.evals.common import reject_unknown_keys
 from sae_difficulty.io import to_jsonable
 from sae_difficulty.modalities.llm_backbone import Backbone, check_layer
 from sae_difficulty.modalities.llm_tasks import token_nll
@@ -147,10 +148,7 @@ class TranscoderComparisonConfig:
         """Build from a mapping (e.g. a YAML block); unknown keys are a one-line error."""
         if not isinstance(values, Mapping):
             raise InputError(f"TranscoderComparisonConfig: expected a mapping, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"TranscoderComparisonConfig: unknown key(s) {unknown}; expected a subset of {sorted(known)}")
+        reject_unknown_keys(values, (f.name for f in fields(cls)), "TranscoderComparisonConfig")
         if "layer" not in values:
             raise InputError("TranscoderComparisonConfig: missing required key 'layer'")
         return cls(**dict(values))
