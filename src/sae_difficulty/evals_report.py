@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sae_difficulty.io import read_json
@@ -29,8 +30,10 @@ MAX_ROWS = 40
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value[:8])) + (" …" if len(value) > 8 else "")
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ", ".join(map(str, list(value)[:8])) + (" …" if len(value) > 8 else "")
+    if value is None:
+        return "–"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

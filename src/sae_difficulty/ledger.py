@@ -213,11 +213,13 @@ def ledger_rows(descriptions: Iterable[dict[str, Any]], store_root: str | Path) 
             "status": ledger_status(headline["value"], headline["ci_low"], headline["ci_high"], headline["null"],
                                     int(headline.get("claim_sign", 0))),
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table["sae_tokens"] = table["sae_tokens"].astype("Int64")  # counts, with <NA> where no SAE is upstream
+    return table
 
 
 def _cell(value: Any) -> str:
-    if value is None or _nan(value):
+    if value is None or value is pd.NA or _nan(value):
         return "–"
     if isinstance(value, float):
         return f"{value:.4g}"
