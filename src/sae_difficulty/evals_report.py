@@ -10,11 +10,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from sae_difficulty.io import read_json
 from sae_difficulty.ledger import HEADLINE_FILE, ledger_status
+from sae_difficulty.markdown import markdown_table_lines
 
 TITLES = {
     "eval_cross_domain": "Cross-domain generalization (prose- vs code-trained SAEs)",
@@ -25,27 +25,6 @@ TITLES = {
     "eval_external": "External SAEs",
 }
 MAX_ROWS = 40
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return ", ".join(map(str, list(value)[:8])) + (" …" if len(value) > 8 else "")
-    if value is None:
-        return "–"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def frame_lines(frame: pd.DataFrame, max_rows: int = MAX_ROWS) -> list[str]:
-    """A DataFrame as markdown table lines (first ``max_rows`` rows, noted when cut)."""
-    columns = list(frame.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for record in frame.head(max_rows).to_dict("records"):
-        lines.append("| " + " | ".join(_cell(record[c]) for c in columns) + " |")
-    if len(frame) > max_rows:
-        lines.append(f"\n({len(frame) - max_rows} more rows in the node's parquet table)")
-    return lines
 
 
 def headline_line(headline: dict[str, Any]) -> str:
@@ -75,7 +54,7 @@ def write_report(nodes: list[tuple[str, str, Path]], out_markdown: Path, out_dir
         if (directory / "top_contexts.md").is_file():
             shutil.copyfile(directory / "top_contexts.md", out_dir / "top_contexts.md")
             lines += [f"Top-activating contexts of the most domain-selective features: [{out_dir.name}/top_contexts.md]({out_dir.name}/top_contexts.md)", ""]
-        lines += frame_lines(pd.read_parquet(directory / f"{name}.parquet")) + [""]
+        lines += markdown_table_lines(pd.read_parquet(directory / f"{name}.parquet"), MAX_ROWS) + [""]
     out_markdown.write_text("\n".join(lines))
 
 

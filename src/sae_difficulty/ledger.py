@@ -26,6 +26,7 @@ import pandas as pd
 
 from sae_difficulty.errors import InputError
 from sae_difficulty.io import read_json, write_parquet
+from sae_difficulty.markdown import markdown_table_lines
 from sae_difficulty.plan import Node
 from sae_difficulty.store import MANIFEST, read_manifest
 
@@ -218,14 +219,6 @@ def ledger_rows(descriptions: Iterable[dict[str, Any]], store_root: str | Path) 
     return table
 
 
-def _cell(value: Any) -> str:
-    if value is None or value is pd.NA or _nan(value):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
-
-
 def ledger_markdown(table: pd.DataFrame, title: str) -> str:
     """The ledger as a markdown page: a status count, then one table row per node."""
     counts = table["status"].value_counts().sort_index()
@@ -235,11 +228,7 @@ def ledger_markdown(table: pd.DataFrame, title: str) -> str:
              "Status counts: " + ", ".join(f"{status}: {count}" for status, count in counts.items()), ""]  # fmt: skip
     shown = ("stage", "key", "node", "model", "hook_point", "params", "sae_tokens", "hardware", "wall_time_s",
              "metric", "value", "ci_low", "ci_high", "status")  # fmt: skip
-    lines.append("| " + " | ".join(shown) + " |")
-    lines.append("|" + "---|" * len(shown))
-    for row in table.itertuples(index=False):
-        record = row._asdict()
-        lines.append("| " + " | ".join(_cell(record[c]) for c in shown) + " |")
+    lines += markdown_table_lines(table[list(shown)])
     claims = table.loc[table["claim"].astype(bool), ["key", "claim"]]
     if len(claims):
         lines += ["", "## Published claims checked", ""]

@@ -287,21 +287,9 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
             )  # fmt: skip
             plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
     plan.modular = add_modular_nodes(plan, config)
-    if "backbone" in llm_handles:
-        plan.evals = _add_evals(plan, config, llm_handles)
+    plan.evals = add_eval_nodes(plan, config, llm_handles)
     plan.synthesis = _add_synthesis(plan, config)
     return plan
-
-
-def _add_evals(plan: StudyPlan, config: dict[str, Any], handles: dict[str, Any]) -> dict[str, list[Node]]:
-    """The SAE evaluation suite on the LM, at its layer (see ``workflow_evals``)."""
-    if not config["sae_evals"]["enabled"]:
-        return {}
-    from sae_difficulty.workflow_evals import eval_layer
-
-    layer = eval_layer(config)
-    datasets = {name: per_layer[layer] for name, per_layer in handles["datasets"].items()}
-    return add_eval_nodes(plan, config, {"backbone": handles["backbone"], "sae": handles["sae"], "datasets": datasets})
 
 
 def _describe_sae(node: Node) -> dict[str, Any]:

@@ -16,10 +16,13 @@ tasks' difficulty labels); ``eval_transcoder`` (SAE vs skip-transcoder on the ML
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from sae_difficulty.errors import InputError
 from sae_difficulty.plan import Node, Plan
+from sae_difficulty.store import sha256_file
 
 EVAL_STAGE_VERSIONS = {
     "domain_activations": "1",
@@ -52,11 +55,11 @@ def add_eval_nodes(plan: Plan, config: dict[str, Any], llm: dict[str, Any]) -> d
     """Declare the suite's nodes on ``plan``; return ``{stage: [nodes]}`` ({} when disabled).
 
     ``llm`` holds the LM handles ``build_plan`` made: ``backbone`` (primary),
-    ``sae`` (``{layer: primary SAE node}``) and ``datasets`` (``{dataset: {"evaluate",
-    "extract", "codes"}}`` at the suite's layer for the primary SAE).
+    ``sae`` (``{layer: primary SAE node}``) and ``datasets`` (``{dataset: {layer:
+    {"evaluate", "extract", "codes"}}}`` for the primary SAE).
     """
     section = config["sae_evals"]
-    if not section["enabled"] or not config["llm"]["enabled"]:
+    if not section["enabled"] or "backbone" not in llm:
         return {}
     seed, sae_cfg = config["seed"], config["sae"]
     layer = eval_layer(config)
@@ -89,7 +92,9 @@ def add_eval_nodes(plan: Plan, config: dict[str, Any], llm: dict[str, Any]) -> d
         {"backbone": backbone, **acts, **domain_saes},
     ))  # fmt: skip
     dataset_parents = {
-        f"{dataset}__{role}": node for dataset, handles in llm["datasets"].items() for role, node in handles.items()
+        f"{dataset}__{role}": node
+        for dataset, per_layer in llm["datasets"].items()
+        for role, node in per_layer[layer].items()
     }
     nodes["eval_sparse_probing"].append(plan.add(
         "eval_sparse_probing", f"evals/L{layer}/sparse_probing",
@@ -125,9 +130,6 @@ def add_eval_nodes(plan: Plan, config: dict[str, Any], llm: dict[str, Any]) -> d
 
 def _content_sha256(path: str) -> str | None:
     """sha256 over an external SAE's files (a directory's files in name order), so an edited SAE is a new node."""
-    import hashlib
-    from pathlib import Path
-
     root = Path(path)
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root] if root.is_file() else []
     if not files:
@@ -135,5 +137,5 @@ def _content_sha256(path: str) -> str | None:
     digest = hashlib.sha256()
     for file in files:
         digest.update(file.relative_to(root).as_posix().encode() if root.is_dir() else file.name.encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
+        digest.update(bytes.fromhex(sha256_file(file)))  # streamed: external SAEs can be gigabytes
     return digest.hexdigest()

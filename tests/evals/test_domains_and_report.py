@@ -12,8 +12,9 @@ import torch
 
 from sae_difficulty.errors import InputError
 from sae_difficulty.evals.domains import domain_documents, domain_windows, read_domain_cache, write_domain_cache
-from sae_difficulty.evals_report import frame_lines, headline_line, write_report
+from sae_difficulty.evals_report import headline_line, write_report
 from sae_difficulty.ledger import HEADLINE_FILE
+from sae_difficulty.markdown import markdown_table_lines
 from sae_difficulty.modalities import llm_backbone
 from sae_difficulty.modalities.llm_patching import residuals
 
@@ -83,6 +84,6 @@ def test_report_page_shows_each_node_with_its_status(tmp_path):
 
 
 def test_long_tables_are_cut_and_say_so():
-    lines = frame_lines(pd.DataFrame({"x": range(50)}), max_rows=10)
+    lines = markdown_table_lines(pd.DataFrame({"x": range(50)}), max_rows=10)
     assert len([line for line in lines if line.startswith("| ") and line[2].isdigit()]) == 10
     assert "40 more rows" in lines[-1]

@@ -21,8 +21,8 @@ import zarr
 
 from sae_difficulty.errors import InputError
 from sae_difficulty.modalities import llm_corpus
-from sae_difficulty.modalities.llm_backbone import Backbone, check_layer, token_stream
-from sae_difficulty.modalities.llm_patching import fill_rows, row_array
+from sae_difficulty.modalities.llm_backbone import Backbone, check_layer
+from sae_difficulty.modalities.llm_patching import fill_rows, row_array, shuffled_windows
 
 DOMAIN_KINDS = {"prose": "prose", "code": "code"}
 HELDOUT_TOKENS = "heldout_tokens"
@@ -37,16 +37,8 @@ def domain_documents(domain: str, role: str) -> list[llm_corpus.Document]:
 
 def domain_windows(backbone: Backbone, domain: str, role: str, context_length: int, seed: int) -> torch.Tensor:
     """Non-overlapping BOS-led windows ``[n, context_length]`` of one domain, in a seeded order."""
-    if context_length < 2 or context_length > backbone.n_ctx:
-        raise InputError(f"context_length={context_length}: expected 2..{backbone.n_ctx} (the model's context)")
-    stream = token_stream(backbone.tokenizer, domain_documents(domain, role))
-    step = context_length - 1
-    n_windows = (len(stream) - 1) // step
-    if n_windows < 1:
-        raise InputError(f"domain {domain!r} role {role!r}: the corpus gives no window of {context_length} tokens")
-    order = torch.from_numpy(np.random.default_rng(seed).permutation(n_windows))
-    body = stream[(order * step)[:, None] + torch.arange(step)[None, :]]
-    return torch.cat([torch.full((n_windows, 1), backbone.bos_id, dtype=torch.long), body], dim=1)
+    documents = domain_documents(domain, role)
+    return shuffled_windows(backbone, documents, context_length, seed, f"domain {domain!r} role {role!r}")
 
 
 def windows_for_rows(n_rows: int, context_length: int) -> int:

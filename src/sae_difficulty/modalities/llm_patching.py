@@ -187,12 +187,23 @@ def text_windows(backbone: Backbone, role: str, context_length: int, seed: int, 
         documents = [llm_corpus.Document(f"{text_dataset}/{i}", "prose", t) for i, t in enumerate(texts)]
     else:
         documents = llm_corpus.documents_for(role)
+    return shuffled_windows(backbone, documents, context_length, seed, f"corpus role {role!r}")
+
+
+def shuffled_windows(
+    backbone: Backbone, documents: list[llm_corpus.Document], context_length: int, seed: int, what: str
+) -> torch.Tensor:
+    """``documents`` tokenized, joined by EOS and cut into non-overlapping BOS-led windows
+    ``[n, context_length]``, in a seeded random order; ``what`` names the text in errors."""
+    if context_length < 2 or context_length > backbone.n_ctx:
+        raise InputError(f"context_length={context_length}: expected 2..{backbone.n_ctx} (the model's context)")
     stream = token_stream(backbone.tokenizer, documents)
     step = context_length - 1
     n_windows = (len(stream) - 1) // step
+    if n_windows < 1:
+        raise InputError(f"{what}: the text gives no window of {context_length} tokens")
     order = torch.from_numpy(np.random.default_rng(seed).permutation(n_windows))
-    starts = order * step
-    body = stream[starts[:, None] + torch.arange(step)[None, :]]
+    body = stream[(order * step)[:, None] + torch.arange(step)[None, :]]
     return torch.cat([torch.full((n_windows, 1), backbone.bos_id, dtype=torch.long), body], dim=1)
 
 

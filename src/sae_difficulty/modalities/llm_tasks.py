@@ -400,19 +400,21 @@ def load_examples(tasks_dir: str | Path, max_examples: int | None = None) -> tup
 
 def encode_prompt(backbone: Backbone, prompt: str, reserve: int = 0) -> list[int]:
     """``[bos] + tokens(prompt)``, left-truncated (BOS kept) so ``reserve`` more tokens fit the context."""
-    ids = backbone.encode(prompt)
+    return [backbone.bos_id] + backbone.encode(prompt)[-_prompt_room(backbone, reserve) :]
+
+
+def _prompt_room(backbone: Backbone, reserve: int) -> int:
+    """Prompt tokens that fit after BOS when ``reserve`` tokens must follow."""
     room = backbone.n_ctx - 1 - reserve
     if room < 1:
         raise InputError(f"a continuation of {reserve} tokens does not fit the model context of {backbone.n_ctx}")
-    return [backbone.bos_id] + ids[-room:]
+    return room
 
 
 def encode_prompts(backbone: Backbone, prompts: list[str], reserve: int = 0) -> list[list[int]]:
     """:func:`encode_prompt` of many prompts in one batched tokenizer call (the Rust
     tokenizer encodes the batch without per-call Python overhead: ~1 ms per prompt)."""
-    room = backbone.n_ctx - 1 - reserve
-    if room < 1:
-        raise InputError(f"a continuation of {reserve} tokens does not fit the model context of {backbone.n_ctx}")
+    room = _prompt_room(backbone, reserve)
     if not prompts:
         return []
     encoded = backbone.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
