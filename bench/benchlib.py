@@ -84,7 +84,7 @@ def machine_info() -> dict[str, Any]:
 
 def write_result(name: str, payload: dict[str, Any], load_before: Sequence[float]) -> Path:
     """``bench/results/<name>.json`` with the payload, the machine and the load around the run."""
-    from sae_difficulty.io import write_json
+    from sae_difficulty.utils.io import write_json
 
     document = {
         "benchmark": name,

@@ -1,6 +1,6 @@
 """Item 3: zarr cache read throughput against a raw ``.npy`` memmap of the same bytes.
 
-The SAE stage reads its training cache the way :class:`sae_difficulty.sae_cache.ZarrBatchStream`
+The SAE stage reads its training cache the way :class:`sae_difficulty.saes.cache.ZarrBatchStream`
 does: whole row chunks, in a seeded random chunk order, each copied into the shuffle
 buffer. This benchmark does exactly that for a zarr v3 array written like the project
 writes it (float32, uncompressed, ``chunks=(chunk_rows, d)``) and for a ``.npy`` file of
@@ -157,7 +157,7 @@ def measure_stream(data: np.ndarray, chunk_rows: int, root: Path, batch_size: in
     """The project's ``stream_batches`` over zarr vs over the memmap: one epoch, same seed."""
     import zarr
 
-    from sae_difficulty.sae_cache import stream_batches
+    from sae_difficulty.saes.cache import stream_batches
     from sae_difficulty.stages.sae import buffer_batches
 
     zarr_path, npy_path = write_arrays(root, data, chunk_rows)
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sae-bench/cache_read"))
     args = parser.parse_args(argv)
-    from sae_difficulty.sae_cache import DEFAULT_CHUNK_ROWS
+    from sae_difficulty.saes.cache import DEFAULT_CHUNK_ROWS
 
     load_before = benchlib.loadavg()
     args.workdir.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def restage(name: str, root: Path) -> None:
         run["stages"] = stage_table(workdir)
         run.update(totals(run["stages"]))
         run["critical_path_s"] = critical_path_s(workdir)
-    from sae_difficulty.io import write_json
+    from sae_difficulty.utils.io import write_json
 
     write_json(path, document)
 

@@ -86,7 +86,7 @@ def demo_backbone_params(modality: str, size: str) -> dict[str, Any]:
     """The default config's backbone ``size`` (config/config.yaml over the schema's defaults)."""
     import yaml
 
-    from sae_difficulty.config import SCHEMA_PATH
+    from sae_difficulty.pipeline.config import SCHEMA_PATH
 
     schema = yaml.safe_load(Path(SCHEMA_PATH).read_text())
     params = dict(schema["properties"][modality]["properties"]["backbones"]["properties"][size]["default"])
@@ -97,8 +97,8 @@ def demo_backbone_params(modality: str, size: str) -> dict[str, Any]:
 
 def tsfm_backbone(size: str, root: Path):
     """A demo-shaped Chronos-T5 with random weights, saved and loaded through the project's loader."""
-    from sae_difficulty.modalities.tsfm import TimeSeriesModality
-    from sae_difficulty.modalities.tsfm_backbone import backbone_spec, build_chronos_t5
+    from sae_difficulty.modalities.tsfm.adapter import TimeSeriesModality
+    from sae_difficulty.modalities.tsfm.backbone import backbone_spec, build_chronos_t5
 
     spec = backbone_spec(demo_backbone_params("tsfm", size))
     pipeline = build_chronos_t5(spec, seed=0)
@@ -108,8 +108,8 @@ def tsfm_backbone(size: str, root: Path):
 
 
 def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[str, Any]:
-    from sae_difficulty.modalities import tsfm_patching as patching
-    from sae_difficulty.modalities.tsfm import TimeSeriesModality, read_windows
+    from sae_difficulty.modalities.tsfm import patching
+    from sae_difficulty.modalities.tsfm.adapter import TimeSeriesModality, read_windows
 
     modality = TimeSeriesModality()
     tasks_dir = root / "tsfm_tasks"
@@ -152,8 +152,8 @@ def llm_backbone(size: str, root: Path):
     """A demo-shaped GPT-NeoX with random weights and the demo tokenizer, loaded through the project's loader."""
     from transformers import AutoTokenizer, GPTNeoXForCausalLM
 
-    from sae_difficulty.modalities.llm import LanguageModality
-    from sae_difficulty.modalities.llm_backbone import BackboneParams, gpt_neox_config
+    from sae_difficulty.modalities.llm.adapter import LanguageModality
+    from sae_difficulty.modalities.llm.backbone import BackboneParams, gpt_neox_config
 
     params = BackboneParams.from_dict(demo_backbone_params("llm", size))
     tokenizer = AutoTokenizer.from_pretrained(demo_tokenizer(root, params.vocab_size))
@@ -167,7 +167,7 @@ def llm_backbone(size: str, root: Path):
 
 def demo_tokenizer(root: Path, vocab_size: int) -> Path:
     """The demo's BPE tokenizer, trained by the project on its backbone corpus (cached per size)."""
-    from sae_difficulty.modalities import llm_corpus
+    from sae_difficulty.modalities.llm import corpus as llm_corpus
 
     out = root / f"llm_tokenizer_{vocab_size}"
     if not out.exists():
@@ -178,9 +178,10 @@ def demo_tokenizer(root: Path, vocab_size: int) -> Path:
 
 
 def bench_llm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[str, Any]:
-    from sae_difficulty.modalities.llm import LanguageModality
-    from sae_difficulty.modalities.llm_patching import _pad_id, length_sorted_batches
-    from sae_difficulty.modalities.llm_tasks import encode_prompt, load_examples, right_pad
+    from sae_difficulty.modalities.llm.adapter import LanguageModality
+    from sae_difficulty.modalities.llm.patching import _pad_id, length_sorted_batches
+    from sae_difficulty.modalities.llm.prompts import encode_prompt, right_pad
+    from sae_difficulty.modalities.llm.tasks import load_examples
 
     modality = LanguageModality()
     results = {}

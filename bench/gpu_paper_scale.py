@@ -95,11 +95,11 @@ def device_matmul_tflops(device: str, seconds: float = 2.0) -> float:
 
 def build_model(size: dict[str, Any], root: Path, device: str):
     """Random-weight GPT-NeoX of the given shape, saved and loaded through the project's loader."""
+    from extraction import demo_tokenizer
     from transformers import GPTNeoXForCausalLM
 
-    from extraction import demo_tokenizer
-    from sae_difficulty.modalities.llm import LanguageModality
-    from sae_difficulty.modalities.llm_backbone import BackboneParams, gpt_neox_config
+    from sae_difficulty.modalities.llm.adapter import LanguageModality
+    from sae_difficulty.modalities.llm.backbone import BackboneParams, gpt_neox_config
 
     tokenizer_dir = demo_tokenizer(root, vocab_size=8192)
     from transformers import AutoTokenizer
@@ -121,10 +121,14 @@ def build_model(size: dict[str, Any], root: Path, device: str):
 def bench_extraction(backbone, size: dict[str, Any], root: Path, device: str, repeats: int) -> tuple[dict[str, Any], Path]:
     """Training-activation extraction (project hot loop) vs the bare forward on the same windows."""
     import zarr
-
     from extraction import count_flops
-    from sae_difficulty.modalities.llm_backbone import check_layer
-    from sae_difficulty.modalities.llm_patching import fill_rows, row_array, text_windows
+
+    from sae_difficulty.modalities.llm.backbone import check_layer
+    from sae_difficulty.modalities.llm.patching import (
+        fill_rows,
+        row_array,
+        text_windows,
+    )
 
     layer = size["layer"]
     hook = check_layer(backbone, layer)
@@ -173,9 +177,10 @@ def bench_extraction(backbone, size: dict[str, Any], root: Path, device: str, re
 
 def bench_task_extraction(backbone, size: dict[str, Any], root: Path, device: str, repeats: int) -> dict[str, Any]:
     """``LanguageModality.extract`` on demo HellaSwag prompts vs the bare forward on the same batches."""
-    from sae_difficulty.modalities.llm import LanguageModality
-    from sae_difficulty.modalities.llm_patching import _pad_id
-    from sae_difficulty.modalities.llm_tasks import encode_prompt, load_examples, right_pad
+    from sae_difficulty.modalities.llm.adapter import LanguageModality
+    from sae_difficulty.modalities.llm.patching import _pad_id
+    from sae_difficulty.modalities.llm.prompts import encode_prompt, right_pad
+    from sae_difficulty.modalities.llm.tasks import load_examples
 
     modality = LanguageModality()
     tasks_dir = root / "tasks"
@@ -208,7 +213,8 @@ def bench_sae(cache: Path, size: dict[str, Any], device: str, repeats: int, forw
     """fit_sae streamed from the zarr cache vs fed from a tensor already on the device."""
     from sae_training import memory_batches
 
-    from sae_difficulty.sae import SAETrainingSpec, fit_sae, open_training_cache, stream_batches
+    from sae_difficulty.saes.cache import open_training_cache, stream_batches
+    from sae_difficulty.saes.training import SAETrainingSpec, fit_sae
     from sae_difficulty.stages.sae import buffer_batches
 
     sae = size["sae"]

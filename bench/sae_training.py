@@ -1,9 +1,9 @@
 """Item 2: SAE training fed from the zarr cache (streaming) against an in-memory tensor.
 
-Throughput: the project's trainer (:func:`sae_difficulty.sae.fit_sae`, sae-lens'
+Throughput: the project's trainer (:func:`sae_difficulty.saes.training.fit_sae`, sae-lens'
 ``SAETrainer``) is run on the same spec two ways, interleaved in one process:
 
-* ``stream``: batches from :func:`sae_difficulty.sae.stream_batches` over the zarr
+* ``stream``: batches from :func:`sae_difficulty.saes.cache.stream_batches` over the zarr
   training cache, with the buffer size the ``sae`` stage uses (``buffer_batches``)
   - what the workflow does (``ZarrBatchStream``: permutation-gather shuffle, chunks
   decoded straight into the buffer; see its docstring);
@@ -53,7 +53,7 @@ def memory_batches(data: torch.Tensor, batch_size: int, seed: int) -> Iterator[t
 
 
 def make_spec(shape: dict[str, Any], steps: int, buffer_batches: int):
-    from sae_difficulty.sae import SAETrainingSpec
+    from sae_difficulty.saes.training import SAETrainingSpec
 
     return SAETrainingSpec(
         architecture="topk",
@@ -68,7 +68,12 @@ def make_spec(shape: dict[str, Any], steps: int, buffer_batches: int):
 
 def throughput(shape_name: str, rows: int, steps: int, repeats: int, workdir: Path) -> dict[str, Any]:
     """Interleaved fit_sae runs: the project's stream and in-memory (reference)."""
-    from sae_difficulty.sae import fit_sae, open_training_cache, stream_batches, write_training_cache
+    from sae_difficulty.saes.cache import (
+        open_training_cache,
+        stream_batches,
+        write_training_cache,
+    )
+    from sae_difficulty.saes.training import fit_sae
     from sae_difficulty.stages.sae import buffer_batches
 
     shape = SHAPES[shape_name]
@@ -144,7 +149,7 @@ print(json.dumps({"peak_rss_mb": self_peak_rss_mb(), "peak_rss_before_training_m
 
 def peak_memory(shape_name: str, base_rows: int, workdir: Path) -> dict[str, Any]:
     """Peak RSS of one full epoch, streaming and in-memory, on caches of N and 4N rows."""
-    from sae_difficulty.sae import write_training_cache
+    from sae_difficulty.saes.cache import write_training_cache
 
     d = SHAPES[shape_name]["d"]
     rng = np.random.default_rng(1)

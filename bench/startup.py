@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     references = {"python": measure([], args.repeats), "torch": measure(["torch"], args.repeats)}
     stages = {}
     for stage in STAGES:
-        stages[stage] = measure(["sae_difficulty.scripting", f"sae_difficulty.stages.{stage}"], args.repeats)
+        stages[stage] = measure(["sae_difficulty.pipeline.runner", f"sae_difficulty.stages.{stage}"], args.repeats)
         stages[stage]["cpu_over_torch"] = round(stages[stage]["cpu_s"] / max(references["torch"]["cpu_s"], 1e-9), 2)
         print(f"{stage:16s} {stages[stage]['cpu_s']:6.2f} s CPU  ({', '.join(stages[stage]['heavy_modules'])})", file=sys.stderr)
     print(f"references: {references}", file=sys.stderr)

@@ -7,9 +7,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from snakemake.utils import validate
 
-from sae_difficulty.config import SCHEMA_PATH, validate_config
-from sae_difficulty.errors import InputError
-from sae_difficulty.workflow import build_plan, memory_request_mb
+from sae_difficulty.pipeline.config import SCHEMA_PATH, validate_config
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.pipeline.study import build_plan, memory_request_mb
 
 try:
     # One-line errors naming the key; then Snakemake's own validator (same schema, same defaults).

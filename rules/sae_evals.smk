@@ -163,7 +163,7 @@ rule eval_external:
         "../scripts/eval_external.py"
 
 
-from sae_difficulty.ledger import RESULT_STAGES, describe_node
+from sae_difficulty.reports.ledger import RESULT_STAGES, describe_node
 
 RESULT_NODES = [node for node in PLAN.nodes.values() if node.stage in RESULT_STAGES]
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_snakemake
-from sae_difficulty.config import load_config, validate_config
-from sae_difficulty.errors import InputError
+
+from sae_difficulty.pipeline.config import load_config, validate_config
+from sae_difficulty.utils.errors import InputError
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "ci.yaml", "paper.yaml"])

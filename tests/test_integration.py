@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import REPO, RERUN_TRIGGERS, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.integration
@@ -63,7 +62,7 @@ def test_two_runs_from_empty_stores_are_byte_identical(ci_runs):
 
 def test_store_verifies_and_nothing_is_left_to_do(ci_runs):
     workdir = ci_runs[0]
-    from sae_difficulty.store import iter_store, verify_node
+    from sae_difficulty.pipeline.store import iter_store, verify_node
 
     nodes = list(iter_store(workdir / "results" / "store"))
     assert nodes and all(node.complete for node in nodes)
@@ -94,7 +93,7 @@ def test_evaluation_suite_outputs_validate_and_are_reproducible(ci_runs):
 
 
 def test_ledger_has_one_row_per_result_node(ci_runs):
-    from sae_difficulty.ledger import RESULT_STAGES
+    from sae_difficulty.reports.ledger import RESULT_STAGES
 
     results = ci_runs[0] / "results"
     ledger = pd.read_parquet(results / "ledger.parquet")

@@ -6,10 +6,16 @@ import json
 
 import pytest
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.ledger import HEADLINE_FILE, describe_node, ledger_markdown, ledger_rows, ledger_status
-from sae_difficulty.plan import Plan
-from sae_difficulty.store import build_manifest, MANIFEST
+from sae_difficulty.pipeline.plan import Plan
+from sae_difficulty.pipeline.store import MANIFEST, build_manifest
+from sae_difficulty.reports.ledger import (
+    HEADLINE_FILE,
+    describe_node,
+    ledger_markdown,
+    ledger_rows,
+    ledger_status,
+)
+from sae_difficulty.utils.errors import InputError
 
 VERSIONS = {"backbone": "1", "sae_activations": "1", "sae": "1", "eval_circuit": "1", "sae_quality": "1"}
 

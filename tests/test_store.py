@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from sae_difficulty.cli import main as cli
-from sae_difficulty.config import load_config
-from sae_difficulty.plan import Plan, node_id
-from sae_difficulty.store import NodeWriter, is_complete, verify_node
-from sae_difficulty.workflow import build_plan
+from sae_difficulty.pipeline.config import load_config
+from sae_difficulty.pipeline.plan import Plan, node_id
+from sae_difficulty.pipeline.store import NodeWriter, is_complete, verify_node
+from sae_difficulty.pipeline.study import build_plan
 
 
 def write_node(store: Path, stage: str, nid: str, content: bytes = b"payload") -> Path:

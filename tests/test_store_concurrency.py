@@ -20,7 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from sae_difficulty.store import NodeWriter, is_complete, leftovers, verify_node
+from sae_difficulty.pipeline.store import (
+    NodeWriter,
+    is_complete,
+    leftovers,
+    verify_node,
+)
 
 STAGE = "stage"
 N_WRITERS = 8

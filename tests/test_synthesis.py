@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.scripting import NodeContext
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.synthesis import verdicts
 from sae_difficulty.stages import synthesis as stage
-from sae_difficulty.synthesis import verdicts
+from sae_difficulty.utils.errors import InputError
 
 RUNGS = ["P1", "P2", "P3", "P4", "P5"]
 

@@ -15,10 +15,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from sae_difficulty.config import load_config
-from sae_difficulty.errors import InputError
-from sae_difficulty.store import is_complete, iter_store, leftovers, remove_node, verify_node
-from sae_difficulty.workflow import build_plan
+from sae_difficulty.pipeline.config import load_config
+from sae_difficulty.pipeline.store import (
+    is_complete,
+    iter_store,
+    leftovers,
+    remove_node,
+    verify_node,
+)
+from sae_difficulty.pipeline.study import build_plan
+from sae_difficulty.utils.errors import InputError
 
 DEFAULT_CONFIG = "config/config.yaml"
 

@@ -7,8 +7,8 @@ import pytest
 from scipy.special import expit, logit
 
 from sae_difficulty.core import calibration
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import dumps
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import dumps
 
 
 def simulated_predictor(n: int, seed: int, overconfidence: float = 1.0):

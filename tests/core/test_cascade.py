@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sae_difficulty.core.cascade import best_under_budget, cascade_curve, cascade_frame, cascade_report, pareto_frontier
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import dumps
+from sae_difficulty.core.cascade import (
+    best_under_budget,
+    cascade_curve,
+    cascade_frame,
+    cascade_report,
+    pareto_frontier,
+)
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import dumps
 
 SCORE = np.array([0.1, 0.4, 0.3, 0.9])
 CHEAP = np.array([0.0, 1.0, 0.0, 1.0])

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sae_difficulty import figures
 from sae_difficulty.core.calibration import calibration_report
 from sae_difficulty.core.cascade import cascade_report
 from sae_difficulty.core.selective import risk_coverage
 from sae_difficulty.core.stats import feature_effect_tests
-from sae_difficulty.errors import InputError
+from sae_difficulty.reports import figures
+from sae_difficulty.utils.errors import InputError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sae_difficulty.core.labels import difficulty_labels
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 
 def test_dataset_quantile_threshold():

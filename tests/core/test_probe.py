@@ -9,8 +9,8 @@ from scipy import stats as sps
 from sklearn.model_selection import StratifiedKFold
 
 from sae_difficulty.core.probe import RUNGS, run_ladder
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import dumps, read_json, write_experiment
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import dumps, read_json, write_experiment
 
 MU_CHEAP = 0.8  # class shift of the one informative cheap column
 MU_SAE = 1.0  # class shift of the one informative SAE column (the planted signal)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sae_difficulty.core.selective import COVERAGES, kept_counts, risk_coverage, risk_coverage_frame
-from sae_difficulty.errors import InputError
+from sae_difficulty.core.selective import (
+    COVERAGES,
+    kept_counts,
+    risk_coverage,
+    risk_coverage_frame,
+)
+from sae_difficulty.utils.errors import InputError
 
 # n = 20 makes round(c·n) = 2, 3, ..., 20 on the grid: every coverage keeps one more example.
 HALF_WRONG = np.array([0.0] * 10 + [1.0] * 10)

@@ -10,8 +10,8 @@ from scipy import stats as sps
 from sklearn.metrics import roc_auc_score
 
 from sae_difficulty.core import stats
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import dumps
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import dumps
 
 
 def binormal_pair(rng: np.random.Generator, n: int, auc_a: float, auc_b: float, rho: float = 0.3):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals import circuit as circ
-from sae_difficulty.modalities.llm_backbone import Backbone
+from sae_difficulty.modalities.llm.backbone import Backbone
+from sae_difficulty.utils.errors import InputError
 from tests.modalities.test_llm_patching import make_sae
 
 torch.set_num_threads(1)

@@ -20,8 +20,8 @@ import torch
 import zarr
 from sae_lens import StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals import cross_domain as cd
+from sae_difficulty.utils.errors import InputError
 
 torch.set_num_threads(1)
 

@@ -10,14 +10,18 @@ import pandas as pd
 import pytest
 import torch
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.evals.domains import domain_documents, domain_windows, read_domain_cache, write_domain_cache
-from sae_difficulty.evals_report import headline_line, write_report
-from sae_difficulty.ledger import HEADLINE_FILE
-from sae_difficulty.markdown import markdown_table_lines
-from sae_difficulty.modalities import llm_backbone
-from sae_difficulty.modalities.llm_patching import residuals
-
+from sae_difficulty.modalities.llm import backbone as llm_backbone
+from sae_difficulty.modalities.llm.domains import (
+    domain_documents,
+    domain_windows,
+    read_domain_cache,
+    write_domain_cache,
+)
+from sae_difficulty.modalities.llm.patching import residuals
+from sae_difficulty.reports.evals_report import headline_line, write_report
+from sae_difficulty.reports.ledger import HEADLINE_FILE
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.markdown import markdown_table_lines
 from tests.modalities.test_llm_tasks import make_tiny_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -10,8 +10,8 @@ import pytest
 import torch
 from sae_lens import SAE, StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals import encode_fidelity as ef
+from sae_difficulty.utils.errors import InputError
 
 torch.set_num_threads(1)
 

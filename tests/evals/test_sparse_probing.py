@@ -8,8 +8,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals import sparse_probing as sp
+from sae_difficulty.utils.errors import InputError
 
 N = 600
 SAE_WIDTH, RAW_WIDTH = 32, 20

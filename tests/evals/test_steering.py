@@ -19,11 +19,11 @@ import pytest
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals import steering
 from sae_difficulty.evals.steering import CodeLikenessClassifier, SteeringConfig
-from sae_difficulty.io import dumps
-from sae_difficulty.modalities.llm_backbone import Backbone
+from sae_difficulty.modalities.llm.backbone import Backbone
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import dumps
 
 torch.set_num_threads(1)
 

@@ -11,10 +11,10 @@ import torch
 from sae_lens import StandardSAE, StandardSAEConfig
 from sae_lens.saes.transcoder import SkipTranscoder, SkipTranscoderConfig
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals import transcoder as tc
-from sae_difficulty.io import dumps
-from sae_difficulty.modalities.llm_backbone import Backbone
+from sae_difficulty.modalities.llm.backbone import Backbone
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import dumps
 
 torch.set_num_threads(1)
 

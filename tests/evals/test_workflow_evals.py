@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from sae_difficulty.config import load_config
-from sae_difficulty.errors import InputError
-from sae_difficulty.workflow import build_plan
-from sae_difficulty.workflow_evals import EVAL_STAGES
+from sae_difficulty.pipeline.config import load_config
+from sae_difficulty.pipeline.study import build_plan
+from sae_difficulty.pipeline.study_evals import EVAL_STAGES
+from sae_difficulty.utils.errors import InputError
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,11 @@ import os
 import pytest
 import torch
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.modalities import get_modality, llm_backbone, llm_corpus
+from sae_difficulty.modalities import get_modality
 from sae_difficulty.modalities.base import Modality
+from sae_difficulty.modalities.llm import backbone as llm_backbone
+from sae_difficulty.modalities.llm import corpus as llm_corpus
+from sae_difficulty.utils.errors import InputError
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 torch.set_num_threads(1)

@@ -12,9 +12,12 @@ import torch
 import zarr
 
 from sae_difficulty.core.stats import feature_effect_tests
-from sae_difficulty.errors import InputError
-from sae_difficulty.modalities import llm_backbone, llm_patching, llm_tasks
-from sae_difficulty.sae_cache import open_activation_cache, open_training_cache
+from sae_difficulty.modalities.llm import backbone as llm_backbone
+from sae_difficulty.modalities.llm import patching as llm_patching
+from sae_difficulty.modalities.llm.prompts import encode_prompt, encode_prompts
+from sae_difficulty.modalities.llm.tasks import build_tasks
+from sae_difficulty.saes.cache import open_activation_cache, open_training_cache
+from sae_difficulty.utils.errors import InputError
 
 from .test_llm_tasks import make_tiny_model
 
@@ -34,7 +37,7 @@ def tiny(tmp_path_factory):
 def squad_dir(tmp_path_factory):
     """Demo SQuAD tasks whose gold answer is always the same word (so one direction can drive it)."""
     out = tmp_path_factory.mktemp("squad")
-    llm_tasks.build_tasks("squad", {"n_examples": 24}, out, seed=0)
+    build_tasks("squad", {"n_examples": 24}, out, seed=0)
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     for record in records:
         record["answers"] = {"text": ["value"], "answer_start": [0]}
@@ -69,7 +72,7 @@ def make_sae(d_in: int, extra_rows: list[tuple[float, torch.Tensor]]):
 def test_extraction_equals_running_the_model_directly(tiny, tmp_path):
     backbone, hf = tiny
     tasks = tmp_path / "tasks"
-    llm_tasks.build_tasks("hellaswag", {"n_examples": 7}, tasks, seed=0)
+    build_tasks("hellaswag", {"n_examples": 7}, tasks, seed=0)
     summary = llm_patching.extract(backbone, tasks, 0, tmp_path / "acts.zarr", {"batch_size": 3})
     cache = open_activation_cache(tmp_path / "acts.zarr")  # validates the on-disk contract
     assert cache.n_examples == 7 and cache.d == backbone.d_model == summary["d_model"]
@@ -195,6 +198,6 @@ def test_length_sorted_batches_cover_each_window_once_and_cut_padding():
 def test_batched_prompt_encoding_equals_one_by_one(tiny):
     backbone, _ = tiny
     prompts = ["A short prompt.", "", "word " * 400, "Another, longer prompt: with punctuation!"]  # the third exceeds n_ctx
-    batched = llm_tasks.encode_prompts(backbone, prompts, reserve=5)
-    assert batched == [llm_tasks.encode_prompt(backbone, p, reserve=5) for p in prompts]
+    batched = encode_prompts(backbone, prompts, reserve=5)
+    assert batched == [encode_prompt(backbone, p, reserve=5) for p in prompts]
     assert len(batched[2]) == backbone.n_ctx - 5 and batched[2][0] == backbone.bos_id  # left-truncated, BOS kept

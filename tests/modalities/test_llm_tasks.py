@@ -10,8 +10,23 @@ import pandas as pd
 import pytest
 import torch
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.modalities import llm_backbone, llm_corpus, llm_tasks
+from sae_difficulty.modalities.llm import backbone as llm_backbone
+from sae_difficulty.modalities.llm import corpus as llm_corpus
+from sae_difficulty.modalities.llm.demo_tasks import (
+    SQUAD_CUE_WORDS,
+    demo_hellaswag_records,
+    demo_squad_records,
+    task_paragraphs,
+)
+from sae_difficulty.modalities.llm.evaluation import check_both_classes, evaluate
+from sae_difficulty.modalities.llm.prompts import encode_continuation, encode_prompt
+from sae_difficulty.modalities.llm.squad_metric import normalize_answer, squad_scores
+from sae_difficulty.modalities.llm.tasks import (
+    DEMO_SQUAD_TEMPLATE,
+    build_tasks,
+    load_records,
+)
+from sae_difficulty.utils.errors import InputError
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 torch.set_num_threads(1)
@@ -45,10 +60,10 @@ def read_jsonl(path):
 
 
 def test_demo_hellaswag_records_have_the_schema_and_the_true_continuation():
-    records = llm_tasks.demo_hellaswag_records(60, seed=1)
+    records = demo_hellaswag_records(60, seed=1)
     assert len(records) == 60 and len({r["id"] for r in records}) == 60
     by_key: dict[str, list[str]] = {}
-    for key, paragraph in llm_tasks.task_paragraphs():
+    for key, paragraph in task_paragraphs():
         by_key.setdefault(key, []).append(paragraph)
     labels = []
     for record in records:
@@ -63,35 +78,35 @@ def test_demo_hellaswag_records_have_the_schema_and_the_true_continuation():
             if j != record["label"]:
                 assert not any(f"{record['ctx_b']} {ending}" in p for p in source)
     assert len(set(labels)) == 4  # the label position is randomized
-    assert llm_tasks.demo_hellaswag_records(60, seed=1) == records
-    assert llm_tasks.demo_hellaswag_records(60, seed=2) != records
+    assert demo_hellaswag_records(60, seed=1) == records
+    assert demo_hellaswag_records(60, seed=2) != records
 
 
 def test_demo_squad_records_have_correct_spans_and_unique_cues():
-    records = llm_tasks.demo_squad_records(60, seed=1)
+    records = demo_squad_records(60, seed=1)
     assert len({r["id"] for r in records}) == 60
     for record in records:
         answer, start = record["answers"]["text"][0], record["answers"]["answer_start"][0]
         assert record["context"][start : start + len(answer)] == answer
-        assert answer.isalpha() and llm_tasks.normalize_answer(answer)
+        assert answer.isalpha() and normalize_answer(answer)
         cue = record["question"]
-        assert len(cue.split()) == llm_tasks.SQUAD_CUE_WORDS and record["context"].count(cue + " ") == 1
+        assert len(cue.split()) == SQUAD_CUE_WORDS and record["context"].count(cue + " ") == 1
         assert record["context"][start - len(cue) - 1 : start] == cue + " "
 
 
 def test_task_text_never_appears_in_backbone_training_text():
     backbone_text = "\n".join(d.text for d in llm_corpus.backbone_documents(None, None))
-    for record in llm_tasks.demo_squad_records(40, seed=0):
+    for record in demo_squad_records(40, seed=0):
         assert record["context"] not in backbone_text
-    for record in llm_tasks.demo_hellaswag_records(40, seed=0):
+    for record in demo_hellaswag_records(40, seed=0):
         assert f"{record['ctx_b']} {record['endings'][record['label']]}" not in backbone_text
 
 
 def test_build_tasks_writes_records_splits_and_spec(tmp_path):
-    summary = llm_tasks.build_tasks("squad", {"n_examples": 50, "test_fraction": 0.3, "cv_folds": 5}, tmp_path, seed=0)
+    summary = build_tasks("squad", {"n_examples": 50, "test_fraction": 0.3, "cv_folds": 5}, tmp_path, seed=0)
     assert summary["n_test"] == 15 and summary["n_train"] == 35
-    spec, records = llm_tasks.load_records(tmp_path)  # through datasets.load_dataset("json")
-    assert spec.dataset == "squad" and spec.prompt_template == llm_tasks.DEMO_SQUAD_TEMPLATE
+    spec, records = load_records(tmp_path)  # through datasets.load_dataset("json")
+    assert spec.dataset == "squad" and spec.prompt_template == DEMO_SQUAD_TEMPLATE
     assert [r["id"] for r in records] == [r["id"] for r in read_jsonl(tmp_path / "records.jsonl")]
     assert records[0]["answers"]["text"] == read_jsonl(tmp_path / "records.jsonl")[0]["answers"]["text"]
     examples = pd.read_parquet(tmp_path / "examples.parquet")
@@ -99,33 +114,33 @@ def test_build_tasks_writes_records_splits_and_spec(tmp_path):
     assert (examples["split"] == "test").sum() == 15
     assert sorted(np.bincount(examples["fold"])) == [10] * 5
     again = tmp_path / "again"
-    llm_tasks.build_tasks("squad", {"n_examples": 50}, again, seed=0)
+    build_tasks("squad", {"n_examples": 50}, again, seed=0)
     assert (again / "records.jsonl").read_bytes() == (tmp_path / "records.jsonl").read_bytes()
     assert pd.read_parquet(again / "examples.parquet").equals(examples)
 
 
 def test_build_tasks_rejects_bad_input_with_one_line(tmp_path):
     with pytest.raises(InputError, match="unknown"):
-        llm_tasks.build_tasks("triviaqa", {}, tmp_path, 0)
+        build_tasks("triviaqa", {}, tmp_path, 0)
     with pytest.raises(InputError, match="unknown key"):
-        llm_tasks.build_tasks("squad", {"n_exampels": 10}, tmp_path, 0)
+        build_tasks("squad", {"n_exampels": 10}, tmp_path, 0)
     with pytest.raises(InputError, match="lower n_examples"):
-        llm_tasks.build_tasks("hellaswag", {"n_examples": 100_000}, tmp_path, 0)
+        build_tasks("hellaswag", {"n_examples": 100_000}, tmp_path, 0)
     with pytest.raises(InputError, match="task.json"):
-        llm_tasks.load_records(tmp_path / "nowhere")
+        load_records(tmp_path / "nowhere")
 
 
 def test_squad_scores_follow_the_official_normalization():
-    assert llm_tasks.squad_scores("The Cat!", ("cat",)) == (1.0, 1.0)
-    exact, f1 = llm_tasks.squad_scores("black cat sat", ("the black cat",))
+    assert squad_scores("The Cat!", ("cat",)) == (1.0, 1.0)
+    exact, f1 = squad_scores("black cat sat", ("the black cat",))
     assert exact == 0.0 and f1 == pytest.approx(0.8)
-    assert llm_tasks.squad_scores("dog", ("cat", "a dog")) == (1.0, 1.0)
-    assert llm_tasks.squad_scores("", ("cat",)) == (0.0, 0.0)
+    assert squad_scores("dog", ("cat", "a dog")) == (1.0, 1.0)
+    assert squad_scores("", ("cat",)) == (0.0, 0.0)
 
 
 def test_hellaswag_evaluation_picks_the_best_length_normalized_ending(tiny, tmp_path):
     backbone, hf = tiny
-    llm_tasks.build_tasks("hellaswag", {"n_examples": 12}, tmp_path, seed=0)
+    build_tasks("hellaswag", {"n_examples": 12}, tmp_path, seed=0)
     records = read_jsonl(tmp_path / "records.jsonl")
     best = []
     for record in records:  # reference: the Hugging Face model, ids built by hand
@@ -143,7 +158,7 @@ def test_hellaswag_evaluation_picks_the_best_length_normalized_ending(tiny, tmp_
         record["label"] = best[i] if i % 2 == 0 else (best[i] + 1) % 4
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
-    table = llm_tasks.evaluate(backbone, tmp_path, {"batch_size": 5}, seed=0)
+    table = evaluate(backbone, tmp_path, {"batch_size": 5}, seed=0)
     assert list(table["id"]) == [r["id"] for r in records]
     assert list(table["chosen"]) == best
     assert list(table["correct"]) == [1.0 - (i % 2) for i in range(12)]
@@ -156,10 +171,10 @@ def test_hellaswag_evaluation_picks_the_best_length_normalized_ending(tiny, tmp_
 
 def test_squad_evaluation_scores_greedy_generation(tiny, tmp_path):
     backbone, hf = tiny
-    llm_tasks.build_tasks("squad", {"n_examples": 10, "answer_stop": ["\n"]}, tmp_path, seed=0)
+    build_tasks("squad", {"n_examples": 10, "answer_stop": ["\n"]}, tmp_path, seed=0)
     records = read_jsonl(tmp_path / "records.jsonl")
     for i, record in enumerate(records):
-        prompt = llm_tasks.DEMO_SQUAD_TEMPLATE.format(context=record["context"], question=record["question"])
+        prompt = DEMO_SQUAD_TEMPLATE.format(context=record["context"], question=record["question"])
         ids = torch.tensor([[backbone.bos_id] + backbone.tokenizer(prompt, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():
             out = hf.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=backbone.tokenizer.pad_token_id)
@@ -167,7 +182,7 @@ def test_squad_evaluation_scores_greedy_generation(tiny, tmp_path):
         record["answers"]["text"] = [greedy if i % 2 == 0 else "zebra quagga"]
     (tmp_path / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
 
-    table = llm_tasks.evaluate(backbone, tmp_path, {"batch_size": 4, "max_new_tokens": 4}, seed=0)
+    table = evaluate(backbone, tmp_path, {"batch_size": 4, "max_new_tokens": 4}, seed=0)
     assert list(table["exact_match"]) == [1.0 - (i % 2) for i in range(10)]
     assert list(table["correct"]) == list(table["exact_match"])
     assert (table["f1"] >= table["exact_match"]).all()
@@ -176,17 +191,17 @@ def test_squad_evaluation_scores_greedy_generation(tiny, tmp_path):
 
 def test_a_single_class_dataset_fails_with_one_line():
     with pytest.raises(InputError, match="single class"):
-        llm_tasks.check_both_classes(np.ones(30), "llm evaluate squad")
-    llm_tasks.check_both_classes(np.array([0.0, 1.0, 1.0]), "ok")
+        check_both_classes(np.ones(30), "llm evaluate squad")
+    check_both_classes(np.array([0.0, 1.0, 1.0]), "ok")
 
 
 def test_long_prompts_and_answers_are_cut_to_the_model_context(tmp_path):
     backbone = llm_backbone.load_backbone(make_tiny_model(tmp_path / "short", n_ctx=32), device="cpu")
     text = "The assert statement raises AssertionError when the condition is false. " * 4
-    answer = llm_tasks.encode_continuation(backbone, text)
+    answer = encode_continuation(backbone, text)
     assert len(answer) == 16 and answer == backbone.encode(text)[:16]
-    prompt = llm_tasks.encode_prompt(backbone, text, reserve=len(answer))
+    prompt = encode_prompt(backbone, text, reserve=len(answer))
     assert len(prompt) + len(answer) == 32
     assert prompt[0] == backbone.bos_id and prompt[1:] == backbone.encode(text)[-15:]  # the end of the prompt is kept
     with pytest.raises(InputError, match="does not fit"):
-        llm_tasks.encode_prompt(backbone, text, reserve=40)
+        encode_prompt(backbone, text, reserve=40)

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.modalities.tsfm import TimeSeriesModality, read_windows
-from sae_difficulty.modalities.tsfm_data import (
+from sae_difficulty.modalities.tsfm.adapter import TimeSeriesModality, read_windows
+from sae_difficulty.modalities.tsfm.data import (
     PROJECT_ROOT,
     blocked_folds,
     kernel_synth,
@@ -21,8 +20,9 @@ from sae_difficulty.modalities.tsfm_data import (
     sample_windows,
     training_pool,
 )
-from sae_difficulty.modalities.tsfm_features import context_features
-from sae_difficulty.modalities.tsfm_patching import crps_per_window, seasonal_naive_mase
+from sae_difficulty.modalities.tsfm.features import context_features
+from sae_difficulty.modalities.tsfm.patching import crps_per_window, seasonal_naive_mase
+from sae_difficulty.utils.errors import InputError
 
 ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"
 WINDOWS = {"context_length": 48, "horizon": 12, "stride": 12, "train_fraction": 0.6, "cv_folds": 4}

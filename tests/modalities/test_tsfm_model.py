@@ -11,11 +11,15 @@ import pytest
 import torch
 import zarr
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.modalities import get_modality
 from sae_difficulty.modalities.base import Modality
-from sae_difficulty.modalities.tsfm_backbone import backbone_spec, build_chronos_t5, is_hub_backbone
-from sae_difficulty.modalities.tsfm_patching import sample_forecasts, window_seed
+from sae_difficulty.modalities.tsfm.backbone import (
+    backbone_spec,
+    build_chronos_t5,
+    is_hub_backbone,
+)
+from sae_difficulty.modalities.tsfm.patching import sample_forecasts, window_seed
+from sae_difficulty.utils.errors import InputError
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 torch.set_num_threads(1)
@@ -115,7 +119,7 @@ def test_hf_save_and_chronos_pipeline_load_round_trip(tmp_path):
 
 def test_sampling_is_per_window_and_matches_chronos_predict_in_distribution(setup):
     model = setup["model"]
-    from sae_difficulty.modalities.tsfm import read_windows
+    from sae_difficulty.modalities.tsfm.adapter import read_windows
 
     _, contexts, _ = read_windows(setup["root"] / "tasks")
     seeds = [window_seed(7, i) for i in range(6)]
@@ -156,8 +160,8 @@ def test_extract_contract_and_layer_guardrail(setup):
     np.testing.assert_array_equal(tokens[offsets[1:] - 1], last)
     np.testing.assert_allclose(mean[3], tokens[offsets[3] : offsets[4]].mean(axis=0), rtol=1e-5, atol=1e-6)
     # independent route: the HF encoder's hidden_states[1] is block 0's output (EOS is the last position)
-    from sae_difficulty.modalities.tsfm import read_windows
-    from sae_difficulty.modalities.tsfm_patching import tokenize
+    from sae_difficulty.modalities.tsfm.adapter import read_windows
+    from sae_difficulty.modalities.tsfm.patching import tokenize
 
     _, contexts, _ = read_windows(root / "tasks")
     input_ids, attention_mask, _, _ = tokenize(model, contexts[:2])

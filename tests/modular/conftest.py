@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from sae_difficulty.scripting import NodeContext
+from sae_difficulty.pipeline.runner import NodeContext
 
 SMALL_P = 23
 SMALL_BACKBONE = {

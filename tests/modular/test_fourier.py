@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sae_difficulty.core import fourier
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 P = 23
 D = 32

@@ -10,9 +10,9 @@ import pytest
 import torch
 import zarr
 
-from sae_difficulty.io import read_json
-from sae_difficulty.modalities import modular
-from sae_difficulty.stages.common import ACTIVATIONS, MODEL_DIR
+from sae_difficulty.modalities.modular import model as modular
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS, MODEL_DIR
+from sae_difficulty.utils.io import read_json
 
 from .conftest import SMALL_BACKBONE, SMALL_P
 

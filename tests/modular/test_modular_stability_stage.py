@@ -18,14 +18,15 @@ import torch
 
 from sae_difficulty.core import fourier
 from sae_difficulty.core.sae_metrics import expected_random_max_cosine
-from sae_difficulty.io import read_json
-from sae_difficulty.modalities import modular
-from sae_difficulty.modular_report import publish, synthesis_rows
-from sae_difficulty.sae import SAETrainingSpec, load_sae, make_training_sae, save_sae
+from sae_difficulty.modalities.modular import model as modular
+from sae_difficulty.pipeline.artifacts import MODEL_DIR, SAE_DIR
+from sae_difficulty.pipeline.study_modular import sae_params, sae_role
+from sae_difficulty.reports.modular_report import publish, synthesis_rows
+from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.saes.training import SAETrainingSpec, make_training_sae, save_sae
 from sae_difficulty.stages import modular_stability
 from sae_difficulty.stages import sae as sae_stage
-from sae_difficulty.stages.common import MODEL_DIR, SAE_DIR
-from sae_difficulty.workflow_modular import sae_params, sae_role
+from sae_difficulty.utils.io import read_json
 
 from .conftest import SMALL_P, node_context
 

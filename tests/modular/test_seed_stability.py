@@ -7,7 +7,7 @@ import pytest
 
 from sae_difficulty.core import seed_stability as s
 from sae_difficulty.core.sae_metrics import expected_random_max_cosine, pwmcc
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 D = 32
 N_FEATURES = 128

@@ -6,10 +6,13 @@ import copy
 
 import pytest
 
-from sae_difficulty.config import validate_config
-from sae_difficulty.plan import Plan
-from sae_difficulty.workflow import STAGE_VERSIONS
-from sae_difficulty.workflow_modular import MODULAR_STAGE_VERSIONS, add_modular_nodes
+from sae_difficulty.pipeline.config import validate_config
+from sae_difficulty.pipeline.plan import Plan
+from sae_difficulty.pipeline.study import STAGE_VERSIONS
+from sae_difficulty.pipeline.study_modular import (
+    MODULAR_STAGE_VERSIONS,
+    add_modular_nodes,
+)
 
 SAE_KEYS = {"architecture", "expansion", "seed", "k", "l1_coefficient", "lr", "training_tokens", "batch_size"}
 
@@ -56,15 +59,15 @@ def test_backbone_parameters_change_everything_and_disabled_adds_nothing() -> No
 
 
 def test_schema_rejects_bad_modular_values() -> None:
-    from sae_difficulty.errors import InputError
+    from sae_difficulty.utils.errors import InputError
 
     with pytest.raises(InputError, match="fourier_directions"):
         _config(fourier_directions="pca")
 
 
 def test_backbone_spec_defaults_mirror_the_schema() -> None:
-    from sae_difficulty.modalities.modular import GrokkingSpec
-    from sae_difficulty.workflow_modular import BACKBONE_KEYS
+    from sae_difficulty.modalities.modular.model import GrokkingSpec
+    from sae_difficulty.pipeline.study_modular import BACKBONE_KEYS
 
     schema_defaults = _config()["modular"]
     spec_defaults = GrokkingSpec().to_dict()

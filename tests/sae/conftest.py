@@ -16,7 +16,8 @@ import pytest
 import torch
 from sae_lens.synthetic import ActivationGenerator, FeatureDictionary
 
-from sae_difficulty.sae import SAETrainingSpec, train_sae, write_training_cache
+from sae_difficulty.saes.cache import write_training_cache
+from sae_difficulty.saes.training import SAETrainingSpec, train_sae
 
 D_IN = 32
 N_TRUE = 64

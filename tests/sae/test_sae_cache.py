@@ -9,17 +9,17 @@ import pytest
 import torch
 import zarr
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.sae import (
+from sae_difficulty.saes.cache import (
+    ChunkAlignedWriter,
     open_activation_cache,
     open_training_cache,
-    read_codes,
     stream_batches,
     write_activation_cache,
     write_codes,
     write_training_cache,
 )
-from sae_difficulty.sae_cache import ChunkAlignedWriter
+from sae_difficulty.saes.encoding import read_codes
+from sae_difficulty.utils.errors import InputError
 
 
 class SpyRows:

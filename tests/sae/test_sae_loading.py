@@ -12,22 +12,21 @@ import pytest
 import torch
 import zarr
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.sae import (
-    SAETrainingSpec,
+from sae_difficulty.saes.cache import write_activation_cache, write_codes
+from sae_difficulty.saes.encoding import (
     encode_pooled,
     encode_rows,
-    evaluate_quality,
-    load_sae,
-    make_training_sae,
-    plot_feature_frequency,
     read_codes,
     reconstruct,
-    save_sae,
-    write_activation_cache,
-    write_codes,
+)
+from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.saes.quality import (
+    evaluate_quality,
+    plot_feature_frequency,
     write_quality_report,
 )
+from sae_difficulty.saes.training import SAETrainingSpec, make_training_sae, save_sae
+from sae_difficulty.utils.errors import InputError
 
 from .conftest import D_IN, EXPANSION, K, Planted
 

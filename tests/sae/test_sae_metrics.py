@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sae_difficulty.core import sae_metrics as m
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 
 def _unit_rows(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -11,20 +11,18 @@ import torch
 from sae_lens import SAE
 
 from sae_difficulty.core import sae_metrics
-from sae_difficulty.errors import InputError
-from sae_difficulty.sae import (
+from sae_difficulty.saes.cache import open_training_cache, stream_batches
+from sae_difficulty.saes.encoding import decoder_directions
+from sae_difficulty.saes.loading import load_sae, stability_from_checkpoints
+from sae_difficulty.saes.quality import evaluate_quality
+from sae_difficulty.saes.training import (
     TRAINING_SUMMARY_FILENAME,
     SAETrainingSpec,
-    decoder_directions,
-    evaluate_quality,
     fit_sae,
-    load_sae,
-    open_training_cache,
     save_sae,
-    stability_from_checkpoints,
-    stream_batches,
     train_sae,
 )
+from sae_difficulty.utils.errors import InputError
 
 from .conftest import BATCH_SIZE, D_IN, EXPANSION, K, Planted, topk_spec
 

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 
-from sae_difficulty.io import read_json, write_json
-from sae_difficulty.plan import Plan
+from sae_difficulty.pipeline.plan import Plan
+from sae_difficulty.utils.io import read_json, write_json
 
 VERSIONS = {"numbers": "1", "scaled": "1", "summary": "1"}
 

@@ -20,7 +20,7 @@ from sklearn.metrics import brier_score_loss
 from sklearn.model_selection import StratifiedKFold
 
 from sae_difficulty.core.stats import check_binary_labels
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 METHODS = ("platt", "isotonic")
 # logit(p) is unbounded at 0 and 1; clip so Platt scaling sees finite inputs.

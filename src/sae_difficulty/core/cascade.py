@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 CURVE_COLUMNS = ["threshold", "n_expensive", "frac_expensive", "cost", "error"]
 # Budgets are compared with costs computed in floating point.

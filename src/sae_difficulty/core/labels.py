@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 SCOPES = ("dataset", "train")
 

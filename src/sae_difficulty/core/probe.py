@@ -27,8 +27,12 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sae_difficulty.core.stats import bootstrap_auroc, check_binary_labels, compare_scores
-from sae_difficulty.errors import InputError
+from sae_difficulty.core.stats import (
+    bootstrap_auroc,
+    check_binary_labels,
+    compare_scores,
+)
+from sae_difficulty.utils.errors import InputError
 
 log = logging.getLogger(__name__)
 

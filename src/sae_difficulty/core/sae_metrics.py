@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from scipy import integrate, special
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 DENSE_THRESHOLD = 0.1
 _EPS = 1e-12

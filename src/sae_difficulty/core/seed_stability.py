@@ -23,8 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from sae_difficulty.core.sae_metrics import expected_random_max_cosine, pwmcc, random_dictionary
-from sae_difficulty.errors import InputError
+from sae_difficulty.core.sae_metrics import (
+    expected_random_max_cosine,
+    pwmcc,
+    random_dictionary,
+)
+from sae_difficulty.utils.errors import InputError
 
 CONTROLS = ("gaussian", "shuffled")
 CI_LEVEL = 0.95

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 COVERAGES = np.round(np.arange(0.10, 1.0 + 1e-9, 0.05), 2)
 COVERAGES.setflags(write=False)

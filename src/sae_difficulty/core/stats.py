@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 # Rows of resampled AUROCs computed at once; bounds memory to a few tens of MB.
 _CHUNK_ELEMENTS = 2_000_000

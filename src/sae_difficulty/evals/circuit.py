@@ -39,11 +39,11 @@ import torch
 from scipy import stats as sps
 from tqdm.auto import tqdm
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals.common import reject_unknown_keys
-from sae_difficulty.io import to_jsonable
-from sae_difficulty.modalities.llm_backbone import Backbone, check_layer
-from sae_difficulty.modalities.llm_tasks import token_nll
+from sae_difficulty.modalities.llm.backbone import Backbone, check_layer
+from sae_difficulty.modalities.llm.scoring import token_nll
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import to_jsonable
 
 METRIC_NAME = "target_log_prob"
 RANKING = "abs_attribution"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.utils.errors import InputError
 
 NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 

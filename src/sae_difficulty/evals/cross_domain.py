@@ -41,10 +41,14 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from sae_difficulty.core import sae_metrics
-from sae_difficulty.errors import InputError
-from sae_difficulty.evals.common import HEADLINE_SCHEMA, NUMBER_OR_NULL, reject_unknown_keys
-from sae_difficulty.io import to_jsonable
-from sae_difficulty.sae_cache import iter_row_blocks
+from sae_difficulty.evals.common import (
+    HEADLINE_SCHEMA,
+    NUMBER_OR_NULL,
+    reject_unknown_keys,
+)
+from sae_difficulty.saes.cache import iter_row_blocks
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import to_jsonable
 
 __all__ = [
     "RESULT_SCHEMA",

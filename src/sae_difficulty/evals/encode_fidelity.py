@@ -31,9 +31,9 @@ import torch
 from sae_lens import SAE
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals.common import reject_unknown_keys
-from sae_difficulty.io import to_jsonable
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import to_jsonable
 
 FORMATS = ("saelens", "dictionary_learning")
 DICTIONARY_LEARNING_FILENAME = "ae.pt"
@@ -152,7 +152,7 @@ def dictionary_learning_disk_loader(
 
 def load_external_sae(path: str | os.PathLike, format: str, device: str = "cpu") -> SAE[Any]:
     """Load an SAE saved in ``format`` (``saelens`` directory or ``dictionary_learning`` ``ae.pt``) as a sae-lens SAE."""
-    from sae_difficulty.sae import load_sae
+    from sae_difficulty.saes.loading import load_sae
 
     if _check_format(format) == "saelens":
         return load_sae(path, device=device)

@@ -33,9 +33,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sae_difficulty.core.stats import check_binary_labels
-from sae_difficulty.errors import InputError
-from sae_difficulty.evals.common import HEADLINE_SCHEMA, NUMBER_OR_NULL, reject_unknown_keys
-from sae_difficulty.io import to_jsonable
+from sae_difficulty.evals.common import (
+    HEADLINE_SCHEMA,
+    NUMBER_OR_NULL,
+    reject_unknown_keys,
+)
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import to_jsonable
 
 __all__ = [
     "FULL_K",

@@ -61,11 +61,12 @@ import torch
 from scipy import stats as sps
 from tqdm.auto import tqdm
 
-from sae_difficulty.errors import InputError
 from sae_difficulty.evals.common import reject_unknown_keys
-from sae_difficulty.io import to_jsonable
-from sae_difficulty.modalities.llm_backbone import check_layer
-from sae_difficulty.modalities.llm_tasks import continuation_nll, encode_prompt
+from sae_difficulty.modalities.llm.backbone import check_layer
+from sae_difficulty.modalities.llm.prompts import encode_prompt
+from sae_difficulty.modalities.llm.scoring import continuation_nll
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import to_jsonable
 
 RANDOM_METHOD = "random"
 HEADLINE_PAIR = ("sae", "diff_of_means")

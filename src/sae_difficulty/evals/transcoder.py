@@ -62,12 +62,17 @@ from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.transcoder import SkipTranscoder, SkipTranscoderConfig, Transcoder
 from tqdm.auto import tqdm
 
-from sae_difficulty.core.sae_metrics import FiringAccumulator, ReconstructionAccumulator, dead_fraction, loss_recovered
-from sae_difficulty.errors import InputError
+from sae_difficulty.core.sae_metrics import (
+    FiringAccumulator,
+    ReconstructionAccumulator,
+    dead_fraction,
+    loss_recovered,
+)
 from sae_difficulty.evals.common import reject_unknown_keys
-from sae_difficulty.io import to_jsonable
-from sae_difficulty.modalities.llm_backbone import Backbone, check_layer
-from sae_difficulty.modalities.llm_tasks import token_nll
+from sae_difficulty.modalities.llm.backbone import Backbone, check_layer
+from sae_difficulty.modalities.llm.scoring import token_nll
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import to_jsonable
 
 MODEL_NAMES = ("sae", "skip_transcoder")
 DIFFERENCE_METRICS = ("explained_variance", "l0", "delta_loss")
@@ -410,7 +415,7 @@ class TranscoderComparisonResult:
     hooks: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able, deterministic (sorted on write by ``sae_difficulty.io``), validates against RESULT_SCHEMA."""
+        """JSON-able, deterministic (sorted on write by ``sae_difficulty.utils.io``), validates against RESULT_SCHEMA."""
         out = asdict(self)
         out["eval"] = "transcoder_comparison"
         out["delta_loss_zero_ablation"] = self.loss_zero_ablation - self.loss_clean

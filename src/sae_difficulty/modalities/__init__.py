@@ -4,12 +4,14 @@ core and the store never import torch."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
-from sae_difficulty.errors import InputError
+from sae_difficulty.pipeline.artifacts import backbone_modality, backbone_source
+from sae_difficulty.utils.errors import InputError
 
 ADAPTERS = {
-    "llm": ("sae_difficulty.modalities.llm", "LanguageModality"),
-    "tsfm": ("sae_difficulty.modalities.tsfm", "TimeSeriesModality"),
+    "llm": ("sae_difficulty.modalities.llm.adapter", "LanguageModality"),
+    "tsfm": ("sae_difficulty.modalities.tsfm.adapter", "TimeSeriesModality"),
 }
 
 
@@ -20,3 +22,8 @@ def get_modality(name: str):
     module_name, class_name = ADAPTERS[name]
     module = importlib.import_module(module_name)
     return getattr(module, class_name)()
+
+def load_backbone(backbone_dir: Path):
+    """The adapter of a backbone node's modality and the backbone it loads (hub name or local directory)."""
+    modality = get_modality(backbone_modality(backbone_dir))
+    return modality, modality.load_backbone(backbone_source(backbone_dir))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sae_difficulty.io import write_json
 from sae_difficulty.modalities import get_modality
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import BACKBONE_SOURCE, MODEL_DIR
+from sae_difficulty.pipeline.artifacts import BACKBONE_SOURCE, MODEL_DIR
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.utils.io import write_json
 
 
 def build(ctx: NodeContext) -> None:

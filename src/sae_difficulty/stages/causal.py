@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sae_difficulty import sae as sae_lib
 from sae_difficulty.core.stats import feature_effect_tests
-from sae_difficulty.figures import plot_feature_effects
-from sae_difficulty.io import write_experiment, write_parquet
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, SAE_DIR, load_backbone, open_zarr_group, read_array
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.pipeline.artifacts import (
+    ACTIVATIONS,
+    SAE_DIR,
+    open_zarr_group,
+    read_array,
+)
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.figures import plot_feature_effects
+from sae_difficulty.saes.loading import load_sae
 from sae_difficulty.stages.probe import top_sae_features
+from sae_difficulty.utils.io import write_experiment, write_parquet
 
 POSITIONS = ("last", "all")
 
@@ -39,7 +45,7 @@ def build(ctx: NodeContext) -> None:
     features = top_sae_features(ctx.parent("probe"), params["n_features"])
     cache_path = ctx.parent("activations") / ACTIVATIONS
     heldout = read_array(open_zarr_group(cache_path, "SAE training cache"), "heldout", cache_path)
-    sae = sae_lib.load_sae(
+    sae = load_sae(
         ctx.parent("sae") / SAE_DIR, expected_d_in=heldout.shape[1], heldout=heldout,
         min_explained_variance=params["min_explained_variance"],
     )  # fmt: skip

@@ -6,10 +6,18 @@ import shutil
 
 import numpy as np
 
-from sae_difficulty import sae as sae_lib
-from sae_difficulty.io import write_json
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, CODES, EXAMPLES, SAE_DIR, open_zarr_group
+from sae_difficulty.pipeline.artifacts import (
+    ACTIVATIONS,
+    CODES,
+    EXAMPLES,
+    SAE_DIR,
+    open_zarr_group,
+)
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.saes.cache import write_codes
+from sae_difficulty.saes.encoding import encode_pooled
+from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.utils.io import write_json
 
 FLOOR_SAMPLE_TOKENS = 8192
 
@@ -23,13 +31,13 @@ def build(ctx: NodeContext) -> None:
     sample = np.asarray(tokens[::step][:FLOOR_SAMPLE_TOKENS])
     # Refuses an SAE whose d_in does not match the cache or that explains too little
     # of these activations (untrained / random-init).
-    sae = sae_lib.load_sae(
+    sae = load_sae(
         ctx.parent("sae") / SAE_DIR,
         expected_d_in=tokens.shape[1],
         heldout=sample,
         min_explained_variance=ctx.params["min_explained_variance"],
     )
-    codes = sae_lib.encode_pooled(sae, group)
-    sae_lib.write_codes(ctx.out / CODES, codes)
+    codes = encode_pooled(sae, group)
+    write_codes(ctx.out / CODES, codes)
     shutil.copyfile(extract_dir / EXAMPLES, ctx.out / EXAMPLES)
     write_json(ctx.out / "codes.json", {k: list(v.shape) for k, v in codes.items()})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sae_difficulty.evals.domains import write_domain_cache
-from sae_difficulty.io import write_json
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, load_backbone
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.modalities.llm.domains import write_domain_cache
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.utils.io import write_json
 
 
 def build(ctx: NodeContext) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sae_difficulty.evals import circuit
-from sae_difficulty.modalities.llm_patching import residuals, text_windows
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import SAE_DIR, load_backbone
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.modalities.llm.patching import residuals, text_windows
+from sae_difficulty.pipeline.artifacts import SAE_DIR
+from sae_difficulty.pipeline.runner import NodeContext
 from sae_difficulty.stages.evals_common import load_checked_sae, write_evaluation
 
 CANDIDATE_WINDOWS = 4

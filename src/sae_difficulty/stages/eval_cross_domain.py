@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from sae_difficulty.evals import cross_domain
-from sae_difficulty.evals.domains import read_domain_cache
-from sae_difficulty.io import write_parquet
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, SAE_DIR, load_backbone
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.modalities.llm.domains import read_domain_cache
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS, SAE_DIR
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.pipeline.study_evals import DOMAINS
 from sae_difficulty.stages.evals_common import load_checked_sae, write_evaluation
-from sae_difficulty.workflow_evals import DOMAINS
+from sae_difficulty.utils.io import write_parquet
 
 
 def build(ctx: NodeContext) -> None:

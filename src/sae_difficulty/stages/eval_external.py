@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from sae_difficulty.evals import cross_domain
-from sae_difficulty.evals.domains import read_domain_cache
-from sae_difficulty.evals.encode_fidelity import EncodeFidelityConfig, load_external_sae, require_encode_fidelity
-from sae_difficulty.sae import sae_architecture
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS
+from sae_difficulty.evals.encode_fidelity import (
+    EncodeFidelityConfig,
+    load_external_sae,
+    require_encode_fidelity,
+)
+from sae_difficulty.modalities.llm.domains import read_domain_cache
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.pipeline.study_evals import DOMAINS
+from sae_difficulty.saes.encoding import sae_architecture
 from sae_difficulty.stages.evals_common import write_evaluation
-from sae_difficulty.workflow_evals import DOMAINS
 
 
 def build(ctx: NodeContext) -> None:

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from sae_difficulty import sae as sae_lib
 from sae_difficulty.core.labels import difficulty_labels
 from sae_difficulty.evals import sparse_probing
-from sae_difficulty.evals.domains import read_domain_cache
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import (
-    ACTIVATIONS, CODES, EVALUATION, SAE_DIR, backbone_source, open_zarr_group, read_array, read_table,
-)  # fmt: skip
+from sae_difficulty.modalities.llm.domains import read_domain_cache
+from sae_difficulty.pipeline.artifacts import (
+    ACTIVATIONS,
+    CODES,
+    EVALUATION,
+    SAE_DIR,
+    backbone_source,
+    open_zarr_group,
+    read_array,
+    read_table,
+)
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.saes.encoding import encode_rows
 from sae_difficulty.stages.evals_common import load_checked_sae, write_evaluation
 
 
@@ -42,7 +49,7 @@ def build(ctx: NodeContext) -> None:
     sae, check = load_checked_sae(ctx.parent("sae") / SAE_DIR, heldout["code"], params["encode_fidelity"])
     context_length = caches["code"][2].shape[1]
     raw = {domain: window_means(rows, context_length) for domain, rows in heldout.items()}
-    codes = {domain: window_means(sae_lib.encode_rows(sae, rows), context_length) for domain, rows in heldout.items()}
+    codes = {domain: window_means(encode_rows(sae, rows), context_length) for domain, rows in heldout.items()}
     tasks = {}
     is_code = np.r_[np.zeros(len(raw["prose"]), bool), np.ones(len(raw["code"]), bool)]
     tasks["prose_vs_code"] = (np.vstack([codes["prose"], codes["code"]]), np.vstack([raw["prose"], raw["code"]]), is_code, None)

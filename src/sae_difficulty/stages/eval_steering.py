@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from sae_difficulty import sae as sae_lib
 from sae_difficulty.evals import steering
-from sae_difficulty.evals.domains import domain_documents, read_domain_cache
-from sae_difficulty.sae_cache import iter_row_blocks
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, SAE_DIR, load_backbone
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.modalities.llm.domains import domain_documents, read_domain_cache
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS, SAE_DIR
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.saes.cache import iter_row_blocks
+from sae_difficulty.saes.encoding import decoder_directions, encode_rows
 from sae_difficulty.stages.evals_common import load_checked_sae, write_evaluation
 
 CONFIG_KEYS = ("layer", "coefficients", "n_new_tokens", "samples_per_prompt", "max_baseline_success", "n_prompts",
@@ -58,10 +59,10 @@ def build(ctx: NodeContext) -> None:
     diff_of_means = code_mean - prose_mean
     sample = {domain: np.asarray(rows[:DIRECTION_ROWS]) for domain, rows in trains.items()}
     sae, check = load_checked_sae(ctx.parent("sae") / SAE_DIR, sample["code"], params["encode_fidelity"])
-    rise = sae_lib.encode_rows(sae, sample["code"]).mean(axis=0) - sae_lib.encode_rows(sae, sample["prose"]).mean(axis=0)
+    rise = encode_rows(sae, sample["code"]).mean(axis=0) - encode_rows(sae, sample["prose"]).mean(axis=0)
     feature = int(np.argmax(rise))
     directions = {
-        "sae": sae_lib.decoder_directions(sae)[feature],
+        "sae": decoder_directions(sae)[feature],
         "diff_of_means": diff_of_means,
     }
     directions = {name: vector / np.linalg.norm(vector) for name, vector in directions.items()}

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from sae_difficulty.evals import transcoder
-from sae_difficulty.evals.domains import windows_for_rows
-from sae_difficulty.errors import InputError
-from sae_difficulty.modalities.llm_patching import text_windows
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import load_backbone
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.modalities.llm.domains import windows_for_rows
+from sae_difficulty.modalities.llm.patching import text_windows
+from sae_difficulty.pipeline.runner import NodeContext
 from sae_difficulty.stages.evals_common import write_evaluation
+from sae_difficulty.utils.errors import InputError
 
 CONFIG_KEYS = ("layer", "expansion", "l1_coefficient", "lr", "training_tokens", "batch_size", "seed", "n_boot",
                "splice_sequences", "context_length")  # fmt: skip

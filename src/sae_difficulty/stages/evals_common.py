@@ -7,10 +7,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sae_difficulty import sae as sae_lib
-from sae_difficulty.evals.encode_fidelity import EncodeFidelityConfig, require_encode_fidelity
-from sae_difficulty.io import write_json, write_parquet
-from sae_difficulty.ledger import HEADLINE_FILE
+from sae_difficulty.evals.encode_fidelity import (
+    EncodeFidelityConfig,
+    require_encode_fidelity,
+)
+from sae_difficulty.reports.ledger import HEADLINE_FILE
+from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.utils.io import write_json, write_parquet
 
 
 def load_checked_sae(sae_dir: Path, rows: Any, fidelity: dict[str, Any], expected_d_in: int | None = None):
@@ -20,7 +23,7 @@ def load_checked_sae(sae_dir: Path, rows: Any, fidelity: dict[str, Any], expecte
     """
     config = EncodeFidelityConfig.from_dict(fidelity)
     sample = np.asarray(rows[: config.n_rows], dtype=np.float32)
-    sae = sae_lib.load_sae(sae_dir, expected_d_in=expected_d_in if expected_d_in is not None else sample.shape[1])
+    sae = load_sae(sae_dir, expected_d_in=expected_d_in if expected_d_in is not None else sample.shape[1])
     result = require_encode_fidelity(sae, sae_dir, "saelens", sample, config)
     return sae, result.to_dict()
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import write_json, write_parquet
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import EVALUATION, EXAMPLES, cheap_columns, load_backbone, read_table
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.pipeline.artifacts import (
+    EVALUATION,
+    EXAMPLES,
+    cheap_columns,
+    read_table,
+)
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import write_json, write_parquet
 
 
 def build(ctx: NodeContext) -> None:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sae_difficulty import sae as sae_lib
-from sae_difficulty.io import write_json, write_parquet
-from sae_difficulty.modalities import modular
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, MODEL_DIR
+from sae_difficulty.modalities.modular import model as modular
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS, MODEL_DIR
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.saes.cache import write_training_cache
+from sae_difficulty.utils.io import write_json, write_parquet
 
 INPUTS = "inputs.parquet"
 SUMMARY = "activations.json"
@@ -28,7 +28,7 @@ def build(ctx: NodeContext) -> None:
     layer = ctx.params["layer"]
     model, spec = modular.load_model(ctx.parent("backbone") / MODEL_DIR)
     activations = modular.residual_activations(model, spec.p, layer)
-    sae_lib.write_training_cache(ctx.out / ACTIVATIONS, train=activations, heldout=activations)
+    write_training_cache(ctx.out / ACTIVATIONS, train=activations, heldout=activations)
     pairs = modular.all_pairs(spec.p)
     is_train = modular.train_mask(spec.p, spec.train_fraction, spec.seed)
     write_parquet(ctx.out / INPUTS, pd.DataFrame({

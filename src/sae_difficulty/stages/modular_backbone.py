@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import time
 
-from sae_difficulty.io import write_json, write_parquet
-from sae_difficulty.modalities import modular
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import MODEL_DIR
+from sae_difficulty.modalities.modular import model as modular
+from sae_difficulty.pipeline.artifacts import MODEL_DIR
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.utils.io import write_json, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -18,19 +18,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sae_difficulty import sae as sae_lib
 from sae_difficulty.core import fourier
-from sae_difficulty.core.seed_stability import CONTROLS, score_with_controls, stability_with_controls
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import read_json, write_experiment, write_parquet
-from sae_difficulty.modalities import modular
-from sae_difficulty.modular_report import (
-    FIGURES, REPORT, plot_against_controls, plot_fourier_spectrum, plot_pwmcc_matrices, render_report,
-)  # fmt: skip
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, MODEL_DIR, SAE_DIR, open_zarr_group, read_array, read_table
+from sae_difficulty.core.seed_stability import (
+    CONTROLS,
+    score_with_controls,
+    stability_with_controls,
+)
+from sae_difficulty.modalities.modular import model as modular
+from sae_difficulty.pipeline.artifacts import (
+    ACTIVATIONS,
+    MODEL_DIR,
+    SAE_DIR,
+    open_zarr_group,
+    read_array,
+    read_table,
+)
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.modular_report import (
+    FIGURES,
+    REPORT,
+    plot_against_controls,
+    plot_fourier_spectrum,
+    plot_pwmcc_matrices,
+    render_report,
+)
+from sae_difficulty.saes.encoding import decoder_directions
+from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.saes.quality import evaluate_quality
 from sae_difficulty.stages.modular_activations import INPUTS
 from sae_difficulty.stages.modular_backbone import CURVES_FIGURE, TRAINING
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import read_json, write_experiment, write_parquet
 
 DIRECTION_DESCRIPTIONS = {
     "unembed": "W_U c_k: the residual directions whose readout through the unembedding is the wave cos/sin(2πkc/p) "
@@ -93,9 +111,9 @@ def _quality_and_decoders(ctx: NodeContext, described: list[dict[str, Any]], hel
     records, decoders = [], {}
     for entry in described:
         sae_dir = ctx.parent(entry["role"])
-        sae = sae_lib.load_sae(sae_dir / SAE_DIR, expected_d_in=heldout.shape[1])
-        quality = sae_lib.evaluate_quality(sae, heldout).metrics
-        decoder = sae_lib.decoder_directions(sae)
+        sae = load_sae(sae_dir / SAE_DIR, expected_d_in=heldout.shape[1])
+        quality = evaluate_quality(sae, heldout).metrics
+        decoder = decoder_directions(sae)
         decoders.setdefault(entry["architecture"], {})[entry["role"]] = decoder
         records.append({"role": entry["role"], "architecture": entry["architecture"], "seed": entry["seed"],
                         "d_sae": quality["d_sae"], "explained_variance": quality["explained_variance"],

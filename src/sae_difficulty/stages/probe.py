@@ -7,11 +7,20 @@ import pandas as pd
 
 from sae_difficulty.core.labels import difficulty_labels
 from sae_difficulty.core.probe import RUNGS, run_ladder
-from sae_difficulty.errors import InputError
-from sae_difficulty.figures import plot_ladder
-from sae_difficulty.io import write_experiment, write_parquet
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, CODES, EVALUATION, EXAMPLES, cheap_columns, open_zarr_group, read_array, read_table
+from sae_difficulty.pipeline.artifacts import (
+    ACTIVATIONS,
+    CODES,
+    EVALUATION,
+    EXAMPLES,
+    cheap_columns,
+    open_zarr_group,
+    read_array,
+    read_table,
+)
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.figures import plot_ladder
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import write_experiment, write_parquet
 
 SCORES = "scores.parquet"
 COEFFICIENTS = "coefficients.parquet"

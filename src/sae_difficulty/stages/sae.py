@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
-from sae_difficulty import sae as sae_lib
-from sae_difficulty.io import write_json
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, SAE_DIR
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS, SAE_DIR
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.saes.cache import open_training_cache
+from sae_difficulty.saes.training import SAETrainingSpec, train_sae
+from sae_difficulty.utils.io import write_json
 
 MIN_BUFFER_BATCHES = 8
 BUFFER_CHUNKS = 2
@@ -25,9 +26,9 @@ def buffer_batches(chunk_rows: int, batch_size: int) -> int:
 
 def build(ctx: NodeContext) -> None:
     cache_path = ctx.parent("activations") / ACTIVATIONS
-    cache = sae_lib.open_training_cache(cache_path)
+    cache = open_training_cache(cache_path)
     params = {k: v for k, v in ctx.params.items() if v is not None}
     params["max_batches_in_memory"] = buffer_batches(cache.train.chunks[0], params["batch_size"])
-    spec = sae_lib.SAETrainingSpec.from_dict(params)
-    summary = sae_lib.train_sae(cache_path, spec, ctx.out / SAE_DIR, progress=True)
+    spec = SAETrainingSpec.from_dict(params)
+    summary = train_sae(cache_path, spec, ctx.out / SAE_DIR, progress=True)
     write_json(ctx.out / "training.json", {k: v for k, v in summary.items() if k != "wall_time_s"})

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sae_difficulty.io import write_json
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import ACTIVATIONS, load_backbone
+from sae_difficulty.modalities import load_backbone
+from sae_difficulty.pipeline.artifacts import ACTIVATIONS
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.utils.io import write_json
 
 
 def build(ctx: NodeContext) -> None:

@@ -8,12 +8,16 @@ from sae_difficulty.core.calibration import calibration_report
 from sae_difficulty.core.cascade import cascade_report
 from sae_difficulty.core.probe import RUNGS
 from sae_difficulty.core.selective import risk_coverage
-from sae_difficulty.errors import InputError
-from sae_difficulty.figures import plot_cascade, plot_reliability, plot_risk_coverage
-from sae_difficulty.io import write_experiment
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.stages.common import EVALUATION, read_table
+from sae_difficulty.pipeline.artifacts import EVALUATION, read_table
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.figures import (
+    plot_cascade,
+    plot_reliability,
+    plot_risk_coverage,
+)
 from sae_difficulty.stages.probe import SCORES
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import write_experiment
 
 HEADLINE_RUNG = "P3"
 

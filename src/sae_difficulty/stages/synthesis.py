@@ -9,13 +9,30 @@ from pathlib import Path
 import pandas as pd
 
 from sae_difficulty import __version__
-from sae_difficulty.io import dumps, write_parquet
-from sae_difficulty.modular_report import synthesis_rows
-from sae_difficulty.scripting import NodeContext
-from sae_difficulty.synthesis import (
-    Cell, Footnotes, Table, causal_cells, fmt, fmt_ci, fmt_p, fmt_signed, frame_markdown, latex_frame, latex_table,
-    load_result, markdown_table, long_frame, probe_cells, sae_table, selective_cells, summary_lines, verdicts,
-)  # fmt: skip
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.modular_report import synthesis_rows
+from sae_difficulty.reports.synthesis import (
+    Cell,
+    Footnotes,
+    Table,
+    causal_cells,
+    fmt,
+    fmt_ci,
+    fmt_p,
+    fmt_signed,
+    frame_markdown,
+    latex_frame,
+    latex_table,
+    load_result,
+    long_frame,
+    markdown_table,
+    probe_cells,
+    sae_table,
+    selective_cells,
+    summary_lines,
+    verdicts,
+)
+from sae_difficulty.utils.io import dumps, write_parquet
 
 FIGURES = "figures"
 PAPER = "paper"

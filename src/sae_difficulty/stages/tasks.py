@@ -7,10 +7,10 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from sae_difficulty.errors import InputError
-from sae_difficulty.io import write_json
 from sae_difficulty.modalities import get_modality
-from sae_difficulty.scripting import NodeContext
+from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import write_json
 
 
 def check_sha256(path: str | Path, expected: str | None) -> None:

@@ -1,4 +1,5 @@
 import toy
-from sae_difficulty.scripting import run_node
+
+from sae_difficulty.pipeline.runner import run_node
 
 run_node(snakemake, toy.build_scaled)  # noqa: F821

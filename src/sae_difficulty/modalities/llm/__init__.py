@@ -1,0 +1,1 @@
+"""The language-model modality (Pythia / GPT-NeoX through TransformerLens): backbone, corpus, tasks, scoring, features, patching."""

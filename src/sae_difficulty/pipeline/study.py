@@ -1,0 +1,351 @@
+"""The study's DAG as store nodes: which artifacts a config reaches and their ids.
+
+Snakemake calls ``build_plan`` when it parses the workflow; the CLI calls it to say
+which nodes a config reaches (``store ls``, ``store gc``, ``status``). A stage's
+version is part of every id of that stage: bump it when the stage's code changes
+what it writes, so stale artifacts are not reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sae_difficulty.pipeline.plan import Node, Plan
+from sae_difficulty.pipeline.study_evals import EVAL_STAGE_VERSIONS, add_eval_nodes
+from sae_difficulty.pipeline.study_modular import (
+    MODULAR_STAGE_VERSIONS,
+    add_modular_nodes,
+)
+
+STAGE_VERSIONS = {
+    "backbone": "1",
+    "tasks": "1",
+    "evaluate": "1",
+    "extract": "2",
+    "sae_activations": "1",
+    "sae": "2",
+    "sae_quality": "1",
+    "sae_stability": "1",
+    "codes": "1",
+    "probe": "1",
+    "causal": "1",
+    "selective": "1",
+    "synthesis": "1",
+    **MODULAR_STAGE_VERSIONS,
+    **EVAL_STAGE_VERSIONS,
+}
+
+MODALITIES = ("llm", "tsfm")
+SIZES = ("small", "large")
+
+
+@dataclass
+class Column:
+    """One column of the synthesis table: a (modality, dataset) and its headline nodes."""
+
+    modality: str
+    dataset: str
+    probe: Node
+    selective: Node
+    causal: Node
+
+    @property
+    def name(self) -> str:
+        return f"{self.modality}_{self.dataset}"
+
+
+# Parameter counts of the hub models config/paper.yaml names (for memory requests).
+HUB_PARAMETERS = {
+    "EleutherAI/pythia-14m": 14e6, "EleutherAI/pythia-70m": 70e6, "EleutherAI/pythia-160m": 160e6,
+    "EleutherAI/pythia-410m": 410e6, "EleutherAI/pythia-1b": 1.0e9, "EleutherAI/pythia-1.4b": 1.4e9,
+    "EleutherAI/pythia-2.8b": 2.8e9, "EleutherAI/pythia-6.9b": 6.9e9,
+    "amazon/chronos-t5-tiny": 8e6, "amazon/chronos-t5-mini": 20e6, "amazon/chronos-t5-small": 46e6,
+    "amazon/chronos-t5-base": 200e6, "amazon/chronos-t5-large": 710e6,
+}  # fmt: skip
+UNKNOWN_HUB_PARAMETERS = 3e9
+HUB_WIDTH = {"EleutherAI/pythia-410m": 1024, "EleutherAI/pythia-2.8b": 2560,
+             "amazon/chronos-t5-small": 512, "amazon/chronos-t5-base": 768}  # fmt: skip
+UNKNOWN_HUB_WIDTH = 4096
+
+
+def backbone_parameters(params: dict[str, Any]) -> float:
+    """Rough parameter count of a backbone node (hub table, or from the demo sizes)."""
+    if params.get("hub"):
+        return HUB_PARAMETERS.get(params["hub"], UNKNOWN_HUB_PARAMETERS)
+    d, layers = params.get("d_model", 0), params.get("n_layers", 0)
+    width = params.get("d_mlp") or params.get("d_ff") or 4 * d
+    vocab = params.get("vocab_size") or params.get("n_tokens") or params.get("p") or 0
+    stacks = 2 if params.get("modality") == "tsfm" else 1  # Chronos-T5: encoder and decoder
+    return stacks * layers * (4 * d * d + 2 * d * width) + 2 * vocab * d
+
+
+def memory_request_mb(node: Node, base_mb: int) -> int:
+    """mem_mb for a job: its base plus three fp32 copies of the backbone it loads
+    (the HF model, the converted copy, activations/gradients), and its SAE if it trains one."""
+    backbone = node if node.stage.endswith("backbone") else node.parents.get("backbone")
+    extra = 0.0
+    if backbone is not None:
+        extra += 3 * 4 * backbone_parameters(backbone.params)
+    if node.stage == "sae":
+        activations = node.parents["activations"]
+        model = activations.parents["backbone"].params if "backbone" in activations.parents else {}
+        d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else model.get("d_model", UNKNOWN_HUB_WIDTH)
+        # weights, gradients and two Adam moments of W_enc and W_dec
+        extra += 4 * 4 * 2 * d_in * d_in * node.params["expansion"]
+    return int(base_mb + extra / 2**20)
+
+
+def file_sha256(path: str | Path) -> str | None:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sae_key(modality: str, layer: int, arch: str, expansion: int, seed: int) -> str:
+    return f"{modality}/L{layer}/{arch}-x{expansion}-s{seed}"
+
+
+class StudyPlan(Plan):
+    """The plan plus the handles the rules and the synthesis need."""
+
+    def __init__(self, config: dict[str, Any]):
+        super().__init__(STAGE_VERSIONS)
+        self.config = config
+        self.columns: list[Column] = []
+        self.sae_quality: list[Node] = []
+        self.sae_stability: list[Node] = []
+        self.sweep_probes: list[Node] = []
+        self.modular: dict[str, Any] = {}
+        self.evals: dict[str, list[Node]] = {}
+
+
+def enabled_datasets(section: dict[str, Any]) -> list[str]:
+    return [name for name, spec in section["datasets"].items() if spec.get("enabled", True)]
+
+
+def _modality_params(config: dict[str, Any], modality: str) -> dict[str, Any]:
+    return config[modality]
+
+
+def _dataset_params(config: dict[str, Any], modality: str, dataset: str) -> dict[str, Any]:
+    params = dict(config[modality]["datasets"][dataset])
+    if modality == "tsfm" and params.get("sha256") is None:
+        # No expected checksum given: hash the file itself so an edited file is a new node.
+        params["content_sha256"] = file_sha256(params["path"])
+    return params
+
+
+def _etth1_reference(section: dict[str, Any]) -> dict[str, Any]:
+    etth1 = dict(section["datasets"]["etth1"])
+    reference = {k: etth1[k] for k in ("path", "sha256", "target", "train_fraction")}
+    if etth1.get("sha256") is None:
+        reference["content_sha256"] = file_sha256(etth1["path"])
+    return reference
+
+
+def _pool_params(config: dict[str, Any], modality: str) -> dict[str, Any]:
+    """What the backbone was trained on, for stages that draw from the same pool.
+
+    The TSFM's SAE activations and spliced-loss windows come from its pretraining mix
+    (synthetic series + ETTh1 before the cutoff); the LM's from its held-apart corpus.
+    """
+    section = config[modality]
+    if modality == "llm":
+        return {"corpus": section["corpus"]}
+    backbone = section["backbones"][section["primary_backbone"]]
+    return {"synthetic_series": backbone["synthetic_series"], "synthetic_length": backbone["synthetic_length"],
+            "etth1": _etth1_reference(section)}  # fmt: skip
+
+
+def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[str, Any]:
+    section = config[modality]
+    params = dict(section["backbones"][size])
+    if params.get("hub"):
+        return {"hub": params["hub"]}
+    if modality == "llm":
+        params["corpus"] = section["corpus"]
+    else:
+        # The demo Chronos also pretrains on ETTh1's training part: the cutoff and the
+        # file are part of what it learned.
+        params["etth1"] = _etth1_reference(section)
+    return params
+
+
+def build_plan(config: dict[str, Any]) -> StudyPlan:
+    """Declare every node the (validated) config reaches."""
+    plan = StudyPlan(config)
+    seed = config["seed"]
+    sae_cfg = config["sae"]
+    primary_arch, primary_exp, primary_seed = sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]
+    primary_pooling = config["probe"]["poolings"][0]
+    llm_handles: dict[str, Any] = {"sae": {}, "datasets": {}}
+    for modality in MODALITIES:
+        section = config[modality]
+        if not section["enabled"]:
+            continue
+        backbones = {
+            size: plan.add("backbone", f"{modality}/{size}", {"modality": modality, "size": size, "seed": seed,
+                                                               **_backbone_params(config, modality, size)})
+            for size in SIZES
+        }  # fmt: skip
+        primary = backbones[section["primary_backbone"]]
+        if modality == "llm":
+            llm_handles["backbone"] = primary
+        cheap_size = "small" if section["primary_backbone"] == "small" else "large"
+        expensive_size = "large" if cheap_size == "small" else "small"
+        layers = section["layers"]
+        sae_nodes: dict[tuple[int, str, int, int], Node] = {}
+        activation_nodes: dict[int, Node] = {}
+        for layer in layers:
+            acts = plan.add(
+                "sae_activations", f"{modality}/L{layer}/activations",
+                {"modality": modality, "layer": layer, "seed": seed, **section["sae_activations"],
+                 **_pool_params(config, modality)},
+                {"backbone": primary},
+            )  # fmt: skip
+            activation_nodes[layer] = acts
+            for arch in sae_cfg["architectures"]:
+                for expansion in sae_cfg["expansions"]:
+                    seeds = {}
+                    for sae_seed in sae_cfg["seeds"]:
+                        spec = {
+                            "architecture": arch, "expansion": expansion, "seed": sae_seed,
+                            "k": sae_cfg["k"] if arch != "relu" else None,
+                            "l1_coefficient": sae_cfg["l1_coefficient"] if arch == "relu" else None,
+                            "lr": sae_cfg["lr"], "training_tokens": sae_cfg["training_tokens"],
+                            "batch_size": sae_cfg["batch_size"],
+                        }  # fmt: skip
+                        key = sae_key(modality, layer, arch, expansion, sae_seed)
+                        sae = plan.add("sae", key, spec, {"activations": acts})
+                        sae_nodes[(layer, arch, expansion, sae_seed)] = sae
+                        seeds[sae_seed] = sae
+                        plan.sae_quality.append(plan.add(
+                            "sae_quality", f"{key}/quality",
+                            {"modality": modality, "layer": layer, "seed": seed,
+                             "min_explained_variance": sae_cfg["min_explained_variance"],
+                             "spliced_loss": {**section["spliced_loss"], **_pool_params(config, modality)}},
+                            {"sae": sae, "activations": acts, "backbone": primary},
+                        ))  # fmt: skip
+                    if len(seeds) > 1:
+                        plan.sae_stability.append(plan.add(
+                            "sae_stability", f"{modality}/L{layer}/{arch}-x{expansion}/stability",
+                            {"n_random": sae_cfg["stability_random_draws"], "seed": seed},
+                            {f"seed_{s}": node for s, node in seeds.items()},
+                        ))  # fmt: skip
+        if modality == "llm":
+            llm_handles["sae"] = {layer: sae_nodes[(layer, primary_arch, primary_exp, primary_seed)] for layer in layers}
+        for dataset in enabled_datasets(section):
+            tasks = plan.add("tasks", f"{modality}/{dataset}/tasks",
+                             {"modality": modality, "dataset": dataset, "seed": seed,
+                              **_dataset_params(config, modality, dataset)})  # fmt: skip
+            evaluations = {
+                size: plan.add("evaluate", f"{modality}/{dataset}/{size}/evaluate",
+                               {"seed": seed, **section["evaluate"]},
+                               {"backbone": backbones[size], "tasks": tasks})
+                for size in SIZES
+            }  # fmt: skip
+            headline_probe = None
+            for layer in layers:
+                extract = plan.add("extract", f"{modality}/{dataset}/L{layer}/extract",
+                                   {"layer": layer, **section["extract"]},
+                                   {"backbone": primary, "tasks": tasks})  # fmt: skip
+                for arch in sae_cfg["architectures"]:
+                    for expansion in sae_cfg["expansions"]:
+                        sae = sae_nodes[(layer, arch, expansion, primary_seed)]
+                        codes = plan.add("codes", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/codes",
+                                         {"min_explained_variance": sae_cfg["min_explained_variance"]},
+                                         {"sae": sae, "extract": extract})  # fmt: skip
+                        if modality == "llm" and (arch, expansion) == (primary_arch, primary_exp):
+                            llm_handles["datasets"].setdefault(dataset, {})[layer] = {
+                                "evaluate": evaluations[section["primary_backbone"]], "extract": extract, "codes": codes}
+                        for pooling in config["probe"]["poolings"]:
+                            probe = plan.add(
+                                "probe", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe",
+                                {"pooling": pooling, "seed": seed, "labels": config["labels"],
+                                 **{k: v for k, v in config["probe"].items() if k != "poolings"}},
+                                {"evaluate": evaluations[section["primary_backbone"]],
+                                 "extract": extract, "codes": codes},
+                            )  # fmt: skip
+                            is_headline = (layer, arch, expansion, pooling) == (layers[0], primary_arch, primary_exp, primary_pooling)
+                            if is_headline:
+                                headline_probe = probe
+                            else:
+                                plan.sweep_probes.append(probe)
+            sae = sae_nodes[(layers[0], primary_arch, primary_exp, primary_seed)]
+            causal = plan.add(
+                "causal", f"{modality}/{dataset}/causal",
+                {"seed": seed, **config["causal"], **section["causal"],
+                 "min_explained_variance": sae_cfg["min_explained_variance"], "layer": layers[0]},
+                {"backbone": primary, "tasks": tasks, "sae": sae, "probe": headline_probe,
+                 "activations": activation_nodes[layers[0]]},
+            )  # fmt: skip
+            selective = plan.add(
+                "selective", f"{modality}/{dataset}/selective",
+                {"seed": seed, "calibration": config["calibration"], "cascade": config["cascade"]},
+                {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
+            )  # fmt: skip
+            plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
+    plan.modular = add_modular_nodes(plan, config)
+    plan.evals = add_eval_nodes(plan, config, llm_handles)
+    plan.synthesis = _add_synthesis(plan, config)
+    return plan
+
+
+def _describe_sae(node: Node) -> dict[str, Any]:
+    """modality, layer, architecture, expansion, seed of an SAE node's descendants' rows."""
+    modality, layer, rest = node.key.split("/")[:3]
+    arch, expansion, sae_seed = rest.split("-")
+    return {"modality": modality, "layer": int(layer[1:]), "architecture": arch,
+            "expansion": int(expansion[1:]), "seed": int(sae_seed[1:])}  # fmt: skip
+
+
+def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
+    """The synthesis node: every reported node is a parent, described in its params."""
+    parents: dict[str, Node] = {}
+    columns, sae_rows, stability_rows, sweep_rows = [], [], [], []
+    for column in plan.columns:
+        roles = {stage: f"{column.name}__{stage}" for stage in ("probe", "selective", "causal")}
+        parents.update({roles["probe"]: column.probe, roles["selective"]: column.selective, roles["causal"]: column.causal})
+        columns.append({"name": column.name, "modality": column.modality, "dataset": column.dataset, "roles": roles})
+    for node in plan.sae_quality:
+        role = f"sae_quality__{node.id}"
+        parents[role] = node
+        sae_rows.append({"role": role, **_describe_sae(node.parents["sae"])})
+    for node in plan.sae_stability:
+        role = f"sae_stability__{node.id}"
+        parents[role] = node
+        description = _describe_sae(next(iter(node.parents.values())))
+        description.pop("seed")
+        stability_rows.append({"role": role, "seeds": sorted(int(r.split("_")[1]) for r in node.parents), **description})
+    for node in plan.sweep_probes:
+        role = f"probe__{node.id}"
+        parents[role] = node
+        modality, dataset, layer, sae_name, pooling = node.key.split("/")[:5]
+        arch, expansion = sae_name.split("-")
+        sweep_rows.append({"role": role, "column": f"{modality}_{dataset}", "layer": int(layer[1:]),
+                           "architecture": arch, "expansion": int(expansion[1:]), "pooling": pooling})  # fmt: skip
+    modular_role = None
+    if plan.modular:
+        modular_role = f"modular_stability__{plan.modular['stability'].id}"
+        parents[modular_role] = plan.modular["stability"]
+    sae_cfg = config["sae"]
+    params = {
+        "modular_role": modular_role,
+        "name": config["name"],
+        "seed": config["seed"],
+        "primary": {"architecture": sae_cfg["architectures"][0], "expansion": sae_cfg["expansions"][0],
+                    "seed": sae_cfg["seeds"][0], "pooling": config["probe"]["poolings"][0],
+                    "probe_mode": config["probe"]["mode"], "labels": config["labels"],
+                    "layers": {m: config[m]["layers"][0] for m in MODALITIES if config[m]["enabled"]}},  # fmt: skip
+        "verdicts": config["synthesis"],
+        "columns": columns,
+        "sae_rows": sae_rows,
+        "stability_rows": stability_rows,
+        "sweep_rows": sweep_rows,
+        "stage_versions": STAGE_VERSIONS,
+    }
+    return plan.add("synthesis", "synthesis", params, parents)

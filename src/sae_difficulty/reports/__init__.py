@@ -1,0 +1,1 @@
+"""Human-facing reports: the synthesis, the run ledger, the evaluation-suite and modular reports, figures."""

@@ -1,0 +1,302 @@
+"""The cross-modal synthesis: one table from every stage's results, with verdicts.
+
+Each cell remembers the store node it came from; the markdown puts the node id in a
+footnote, the parquet/JSON keep it in a column. The verdicts in the summary are
+derived from the numbers by the rules in :func:`verdicts` (no hand-written
+conclusions), so they change when the numbers do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sae_difficulty.utils.errors import InputError
+from sae_difficulty.utils.io import read_json
+
+RUNG_LABELS = {
+    "P1": "P1 cheap AUROC",
+    "P2": "P2 cheap+raw AUROC",
+    "P3": "P3 cheap+SAE AUROC",
+    "P4": "P4 raw-only AUROC",
+    "P5": "P5 SAE-only AUROC",
+}
+LOSS_UNITS = {"llm": "nats", "tsfm": "CRPS"}
+
+
+@dataclass
+class Cell:
+    """One number of the table, its uncertainty and the node it came from."""
+
+    text: str
+    stage: str
+    node_id: str
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p: float | None = None
+
+
+@dataclass
+class Table:
+    """Rows x columns of cells (a row may miss a column)."""
+
+    title: str
+    columns: list[str]
+    rows: dict[str, dict[str, Cell]] = field(default_factory=dict)
+
+    def put(self, row: str, column: str, cell: Cell) -> None:
+        self.rows.setdefault(row, {})[column] = cell
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def fmt_signed(value: float | None, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.{digits}f}"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def fmt_ci(low: float | None, high: float | None, signed: bool = False) -> str:
+    f = fmt_signed if signed else fmt
+    return f"[{f(low)}, {f(high)}]"
+
+
+def load_result(directory: Path, name: str) -> dict[str, Any]:
+    """Read ``<directory>/<name>.json``; a missing or broken file names the upstream node."""
+    path = Path(directory) / f"{name}.json"
+    if not path.is_file():
+        raise InputError(f"missing upstream result {path}; expected the {Path(directory).parent.name} node to have written it")
+    try:
+        return read_json(path)
+    except ValueError:
+        raise InputError(f"{path}: not valid JSON; the upstream node is corrupt (run `sae-difficulty store verify`)") from None
+
+
+# ----------------------------------------------------------------------------- per-column rows
+def probe_cells(probe: dict[str, Any], node_id: str) -> dict[str, Cell]:
+    ladder = probe["ladder"]
+    cells = {}
+    for row in ladder["table"]:
+        cells[RUNG_LABELS[row["rung"]]] = Cell(
+            f"{fmt(row['auroc'])} {fmt_ci(row['auroc_ci_low'], row['auroc_ci_high'])}", "probe", node_id,
+            row["auroc"], row["auroc_ci_low"], row["auroc_ci_high"],
+        )  # fmt: skip
+    for name, label in (("P3-P2", "Δ SAE over raw (P3−P2)"), ("P3-P1", "Δ SAE over cheap (P3−P1)")):
+        d = ladder["deltas"][name]
+        cells[label] = Cell(
+            f"{fmt_signed(d['delta'])} {fmt_ci(d['ci_low'], d['ci_high'], signed=True)}", "probe", node_id,
+            d["delta"], d["ci_low"], d["ci_high"], d["p_paired_permutation"],
+        )  # fmt: skip
+    d = ladder["deltas"]["P3-P2"]
+    cells["p of P3−P2: paired perm / label perm / DeLong"] = Cell(
+        f"{fmt_p(d['p_paired_permutation'])} / {fmt_p(d['p_label_permutation'])} / {fmt_p(d['p_delong'])}",
+        "probe", node_id, p=d["p_paired_permutation"],
+    )  # fmt: skip
+    cells["examples (difficult)"] = Cell(f"{probe['n_examples']} ({probe['n_difficult']})", "probe", node_id, probe["n_examples"])
+    return cells
+
+
+def causal_cells(causal: dict[str, Any], node_id: str) -> dict[str, Cell]:
+    cells = {}
+    for positions, label in (("all", "causal: all positions, k significant"), ("last", "causal: boundary position only, k significant")):
+        entry = causal["by_positions"][positions]
+        cells[label] = Cell(f"{entry['n_significant']}/{entry['n_features']}", "causal", node_id, entry["n_significant"])
+    return cells
+
+
+def selective_cells(selective: dict[str, Any], node_id: str) -> dict[str, Cell]:
+    rc = selective["risk_coverage"]
+    headline, best = selective["headline_rung"], selective["best_rung"]
+    cells = {
+        f"selective: % of oracle captured ({headline})": Cell(fmt(rc[headline]["pct_oracle_captured"], 1), "selective", node_id, rc[headline]["pct_oracle_captured"]),
+        "selective: best rung (% of oracle)": Cell(f"{best} ({fmt(rc[best]['pct_oracle_captured'], 1)})", "selective", node_id, rc[best]["pct_oracle_captured"]),
+    }  # fmt: skip
+    metrics = selective["calibration"]["metrics"]
+    for metric in ("ece", "brier"):
+        before, platt, isotonic = (metrics[v][metric] for v in ("before", "platt", "isotonic"))
+        cells[f"{metric.upper() if metric == 'ece' else 'Brier'} ({headline}): before → Platt / isotonic"] = Cell(
+            f"{fmt(before)} → {fmt(platt)} / {fmt(isotonic)}", "selective", node_id, before,
+        )  # fmt: skip
+    cascade = selective["cascade"]
+    best_point = cascade["best_under_budget"][0]
+    cells["cascade: best point under budget (cost, error)"] = Cell(
+        f"{fmt(best_point['cost'], 2)}, {fmt(best_point['error'])} (cheap {fmt(cascade['always_cheap']['error'])}, "
+        f"expensive {fmt(cascade['always_expensive']['error'])})",
+        "selective", node_id, best_point["error"],
+    )  # fmt: skip
+    return cells
+
+
+# ----------------------------------------------------------------------------- verdicts
+def verdicts(column_data: dict[str, dict[str, Any]], rules: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per column: does the predictive null hold, is there a causal effect, is the selective predictor deployable?
+
+    - predictive null (SAE adds nothing over raw): the 95% CI of Δ(P3−P2) contains 0;
+    - causal effect: at least one ablated feature is significant (corrected) at all positions;
+    - deployable: P3's AUROC CI excludes 0.5 and P3 captures at least
+      ``deployable_min_pct_oracle`` percent of the oracle's AURC gain.
+    """
+    out = {}
+    for name, data in column_data.items():
+        delta = data["probe"]["ladder"]["deltas"]["P3-P2"]
+        p3 = next(row for row in data["probe"]["ladder"]["table"] if row["rung"] == "P3")
+        pct = data["selective"]["risk_coverage"][data["selective"]["headline_rung"]]["pct_oracle_captured"]
+        pct = pct if pct is not None else float("nan")
+        k_all = data["causal"]["by_positions"]["all"]["n_significant"]
+        out[name] = {
+            "predictive_null": bool(delta["ci_low"] <= 0.0 <= delta["ci_high"]),
+            "sae_better_than_raw": bool(delta["ci_low"] > 0.0),
+            "causal_effect": bool(k_all >= 1),
+            "deployable_selective": bool(p3["auroc_ci_low"] > 0.5 and math.isfinite(pct) and pct >= rules["deployable_min_pct_oracle"]),
+            "delta": delta["delta"], "ci": [delta["ci_low"], delta["ci_high"]], "k_all": k_all,
+            "n_features": data["causal"]["by_positions"]["all"]["n_features"], "pct_oracle": pct,
+            "p3_auroc": p3["auroc"], "p3_ci_low": p3["auroc_ci_low"],
+        }  # fmt: skip
+    return out
+
+
+def summary_lines(column_modalities: dict[str, str], verdict: dict[str, dict[str, Any]], rules: dict[str, Any]) -> list[str]:
+    lines = []
+    for modality in sorted(set(column_modalities.values())):
+        names = [n for n, m in column_modalities.items() if m == modality]
+        parts = []
+        for name in names:
+            v = verdict[name]
+            if v["predictive_null"]:
+                q1 = f"the predictive null holds (Δ(P3−P2) {fmt_signed(v['delta'])}, CI {fmt_ci(*v['ci'], signed=True)} spans 0)"
+            elif v["sae_better_than_raw"]:
+                q1 = f"SAE features add signal beyond raw activations (Δ(P3−P2) {fmt_signed(v['delta'])}, CI {fmt_ci(*v['ci'], signed=True)})"
+            else:
+                q1 = f"SAE features do worse than raw activations (Δ(P3−P2) {fmt_signed(v['delta'])}, CI {fmt_ci(*v['ci'], signed=True)})"
+            q2 = (f"a causal effect ({v['k_all']}/{v['n_features']} ablated features significant at all positions)"
+                  if v["causal_effect"] else f"no causal effect (0/{v['n_features']} features significant)")  # fmt: skip
+            q3 = (f"a deployable selective predictor (P3 AUROC {fmt(v['p3_auroc'])}, {fmt(v['pct_oracle'], 1)}% of oracle)"
+                  if v["deployable_selective"]
+                  else f"no deployable selective predictor (P3 AUROC {fmt(v['p3_auroc'])}, CI low {fmt(v['p3_ci_low'])}, "
+                       f"{fmt(v['pct_oracle'], 1)}% of oracle < {fmt(rules['deployable_min_pct_oracle'], 0)}% or CI includes 0.5)")  # fmt: skip
+            parts.append(f"{name}: {q1}; {q2}; {q3}.")
+        held = {key: sum(verdict[n][key] for n in names) for key in ("predictive_null", "causal_effect", "deployable_selective")}
+        lines.append(
+            f"**{modality}** — predictive null in {held['predictive_null']}/{len(names)}, causal effect in "
+            f"{held['causal_effect']}/{len(names)}, deployable selective predictor in {held['deployable_selective']}/{len(names)} "
+            f"dataset(s). " + " ".join(parts)
+        )
+    return lines
+
+
+# ----------------------------------------------------------------------------- SAE section
+def spliced_delta(spliced: dict[str, Any]) -> float | None:
+    for key in ("delta_nats", "delta_crps", "delta"):
+        if key in spliced:
+            return spliced[key]
+    return None
+
+
+def sae_table(rows: list[dict[str, Any]], quality: dict[str, tuple[dict[str, Any], str]],
+              stability: dict[tuple, tuple[dict[str, Any], str]]) -> pd.DataFrame:  # fmt: skip
+    """One row per SAE: quality numbers and the stability of its (architecture, width) group."""
+    records = []
+    for row in rows:
+        q, node_id = quality[row["role"]]
+        group = (row["modality"], row["layer"], row["architecture"], row["expansion"])
+        stab, stab_id = stability.get(group, (None, None))
+        records.append({
+            "modality": row["modality"], "layer": row["layer"], "sae": f"{row['architecture']} x{row['expansion']}",
+            "seed": row["seed"], "explained_variance": q["explained_variance"], "l0": q["mean_l0"],
+            "dead_fraction": q["dead_fraction"], "spliced_delta": spliced_delta(q["spliced"]),
+            "fraction_recovered": q["spliced"].get("fraction_recovered"), "loss_unit": LOSS_UNITS.get(row["modality"], ""),
+            "pwmcc": stab["pwmcc_mean"] if stab else None, "pwmcc_random": stab["random_mean"] if stab else None,
+            "quality_node": node_id, "stability_node": stab_id,
+        })  # fmt: skip
+    return pd.DataFrame(records)
+
+
+# ----------------------------------------------------------------------------- rendering
+class Footnotes:
+    """Numbered footnotes, one per store node, in order of first use (deterministic)."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[tuple[str, str], int] = {}
+
+    def ref(self, stage: str, node_id: str) -> str:
+        key = (stage, node_id)
+        if key not in self.numbers:
+            self.numbers[key] = len(self.numbers) + 1
+        return f"[^{self.numbers[key]}]"
+
+    def lines(self) -> list[str]:
+        return [f"[^{n}]: `{stage}` node `{node_id}` (`<store>/{stage}/{node_id}/`)"
+                for (stage, node_id), n in self.numbers.items()]  # fmt: skip
+
+
+def markdown_table(table: Table, notes: Footnotes) -> list[str]:
+    lines = [f"| {table.title} | " + " | ".join(table.columns) + " |", "|---|" + "---|" * len(table.columns)]
+    for row, cells in table.rows.items():
+        texts = []
+        for column in table.columns:
+            cell = cells.get(column)
+            texts.append(f"{cell.text} {notes.ref(cell.stage, cell.node_id)}" if cell else "—")
+        lines.append(f"| {row} | " + " | ".join(texts) + " |")
+    return lines
+
+
+def frame_markdown(frame: pd.DataFrame, notes: Footnotes, node_columns: dict[str, str]) -> list[str]:
+    """A DataFrame as a markdown table; ``node_columns`` maps a node-id column to its stage (shown as footnotes)."""
+    shown = [c for c in frame.columns if c not in node_columns]
+    lines = ["| " + " | ".join(shown) + " | source |", "|" + "---|" * (len(shown) + 1)]
+    for record in frame.to_dict(orient="records"):
+        cells = [fmt(v) if isinstance(v, float) else str(v) for v in (record[c] for c in shown)]
+        refs = "".join(notes.ref(stage, record[col]) for col, stage in node_columns.items() if record.get(col))
+        lines.append("| " + " | ".join(cells) + f" | {refs} |")
+    return lines
+
+
+def long_frame(table: Table, section: str) -> pd.DataFrame:
+    records = [
+        {"section": section, "row": row, "column": column, "text": cell.text, "value": cell.value,
+         "ci_low": cell.ci_low, "ci_high": cell.ci_high, "p": cell.p, "stage": cell.stage, "node_id": cell.node_id}
+        for row, cells in table.rows.items() for column, cell in cells.items()
+    ]  # fmt: skip
+    return pd.DataFrame(records, columns=["section", "row", "column", "text", "value", "ci_low", "ci_high", "p", "stage", "node_id"])
+
+
+def latex_escape(text: str) -> str:
+    replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+                    "{": r"\{", "}": r"\}", "−": "$-$", "→": r"$\rightarrow$", "Δ": r"$\Delta$", "×": r"$\times$"}  # fmt: skip
+    return "".join(replacements.get(ch, ch) for ch in text)
+
+
+def latex_table(table: Table, caption: str, label: str) -> str:
+    spec = "l" + "c" * len(table.columns)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join([latex_escape(table.title)] + [latex_escape(c) for c in table.columns]) + r" \\", r"\midrule"]  # fmt: skip
+    for row, cells in table.rows.items():
+        texts = [latex_escape(cells[c].text) if c in cells else "--" for c in table.columns]
+        lines.append(" & ".join([latex_escape(row)] + texts) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def latex_frame(frame: pd.DataFrame, caption: str, label: str) -> str:
+    columns = [c for c in frame.columns if not c.endswith("_node")]
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{'l' * len(columns)}}}", r"\toprule",
+             " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule"]  # fmt: skip
+    for record in frame.to_dict(orient="records"):
+        lines.append(" & ".join(latex_escape(fmt(record[c]) if isinstance(record[c], float) else str(record[c])) for c in columns) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}", r"\end{table}", ""]
+    return "\n".join(lines)

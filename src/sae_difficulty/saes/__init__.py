@@ -1,0 +1,1 @@
+"""Sparse autoencoders: zarr activation caches, sae-lens training, loading and encoding, quality."""

@@ -1,0 +1,85 @@
+"""Load sae-lens SAEs (checkpoints this project trained or external ones) with their guardrails, and their stability across seeds."""
+
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from sae_lens import SAE
+from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
+
+from sae_difficulty.core import sae_metrics
+from sae_difficulty.saes.encoding import (
+    DEFAULT_BATCH_SIZE,
+    decoder_directions,
+    sae_architecture,
+)
+from sae_difficulty.saes.quality import evaluate_quality
+from sae_difficulty.utils.errors import InputError
+
+
+def load_sae(
+    path: str | os.PathLike,
+    *,
+    expected_d_in: int | None = None,
+    allowed_architectures: Collection[str] | None = None,
+    heldout: Any | None = None,
+    min_explained_variance: float | None = None,
+    device: str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    floor_check_rows: int = 65_536,
+) -> SAE[Any]:
+    """Load an SAE saved in sae-lens format, in eval mode, refusing unusable ones with one line.
+
+    Refuses: a missing checkpoint directory or file (``cfg.json``,
+    ``sae_weights.safetensors``), one sae-lens cannot read, a ``d_in`` other than
+    ``expected_d_in``, an architecture outside ``allowed_architectures`` (project names:
+    topk/relu/batchtopk), and, when ``min_explained_variance`` is given, an SAE whose
+    explained variance on the first ``floor_check_rows`` rows of ``heldout`` activations
+    is below it (untrained or random-init).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"SAE checkpoint {path} does not exist (expected a directory saved by sae-lens)")
+    for filename in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME):
+        if not (path / filename).is_file():
+            raise InputError(
+                f"SAE checkpoint {path}: missing {filename} (sae-lens format: {SAE_CFG_FILENAME} + {SAE_WEIGHTS_FILENAME})"
+            )
+    try:
+        sae = SAE.load_from_disk(str(path), device=device)
+    except Exception as error:  # sae-lens raises many types for a corrupt checkpoint
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(
+            f"SAE checkpoint {path}: sae-lens cannot load it ({type(error).__name__}: {detail[:200]})"
+        ) from error
+    sae.eval()
+    if expected_d_in is not None and sae.cfg.d_in != expected_d_in:
+        raise InputError(f"SAE {path}: d_in={sae.cfg.d_in} does not match the activation cache width d={expected_d_in}")
+    architecture = sae_architecture(sae)
+    if allowed_architectures is not None and architecture not in set(allowed_architectures):
+        raise InputError(
+            f"SAE {path}: architecture '{architecture}' is not one this stage was asked for {sorted(allowed_architectures)}"
+        )
+    if min_explained_variance is not None:
+        if heldout is None:
+            raise InputError(f"load_sae({path}): min_explained_variance needs held-out activations (heldout=None)")
+        quality = evaluate_quality(sae, heldout, batch_size=batch_size, max_rows=floor_check_rows)
+        ev = quality.metrics["explained_variance"]
+        if not ev >= min_explained_variance:
+            raise InputError(
+                f"SAE {path}: explained variance {ev:.4f} on held-out activations is below the floor "
+                f"{min_explained_variance} (untrained or random-init SAE?)"
+            )
+    return sae
+
+
+def stability_from_checkpoints(
+    paths: Mapping[str, str | os.PathLike], n_random: int = 5, seed: int = 0, **load_kwargs: Any
+) -> dict[str, Any]:
+    """PWMCC stability report (core ``stability_report``) of SAEs saved under ``paths`` (name -> dir)."""
+    dictionaries = {name: decoder_directions(load_sae(path, **load_kwargs)) for name, path in paths.items()}
+    return sae_metrics.stability_report(dictionaries, n_random=n_random, seed=seed)

@@ -1,0 +1,1 @@
+"""Utilities every layer may use: one-line errors, JSON/parquet I/O, numerics, markdown cells."""
