@@ -9,6 +9,7 @@ configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
+include: "rules/store_node.smk"
 include: "rules/backbone.smk"
 include: "rules/data.smk"
 include: "rules/extract.smk"
@@ -19,6 +20,7 @@ include: "rules/selective.smk"
 include: "rules/synthesis.smk"
 include: "rules/modular.smk"
 include: "rules/sae_evals.smk"
+include: "rules/synthetic.smk"
 
 
 rule all:
@@ -26,5 +28,6 @@ rule all:
     input:
         "results/cross_modal_synthesis.md",
         "results/modular/stability.md" if config["modular"]["enabled"] else [],
+        "results/ground_truth.md" if config["synthetic"]["enabled"] else [],
         "results/sae_evals.md" if EVAL_NODES else [],
         "results/ledger.md",

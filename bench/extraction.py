@@ -109,7 +109,8 @@ def tsfm_backbone(size: str, root: Path):
 
 def bench_tsfm(root: Path, repeats: int, matmul: float, batch_size: int) -> dict[str, Any]:
     from sae_difficulty.modalities.tsfm import patching
-    from sae_difficulty.modalities.tsfm.adapter import TimeSeriesModality, read_windows
+    from sae_difficulty.modalities.tsfm.adapter import TimeSeriesModality
+    from sae_difficulty.modalities.tsfm.tasks import read_windows
 
     modality = TimeSeriesModality()
     tasks_dir = root / "tsfm_tasks"

@@ -1,23 +1,14 @@
 # Backbones: the demo models trained inside the DAG (or a hub reference, paper profile).
 
 
-rule backbone:
-    input:
-        unpack(parent_manifests),
+use rule store_node as backbone with:
     output:
         manifest=store_output("backbone"),
     log:
         node_log("backbone"),
     benchmark:
-        "results/benchmarks/backbone/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("backbone")
     resources:
-        mem_mb=mem_mb_for("backbone", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=120,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/backbone.py"
+        gpu=configured_gpus,

@@ -1,23 +1,14 @@
 # Q2: causal reconstruction patching of the top probe features.
 
 
-rule causal:
-    input:
-        unpack(parent_manifests),
+use rule store_node as causal with:
     output:
         manifest=store_output("causal"),
     log:
         node_log("causal"),
     benchmark:
-        "results/benchmarks/causal/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("causal")
     resources:
-        mem_mb=mem_mb_for("causal", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=120,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/causal.py"
+        gpu=configured_gpus,

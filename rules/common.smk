@@ -7,13 +7,14 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from snakemake.utils import validate
 
-from sae_difficulty.pipeline.config import SCHEMA_PATH, validate_config
+from sae_difficulty.pipeline.config import SCHEMA_PATH, finalize_run_config
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.pipeline.study import build_plan, memory_request_mb
 
 try:
-    # One-line errors naming the key; then Snakemake's own validator (same schema, same defaults).
-    validate_config(config)
+    # One-line errors naming the key (and the store / data-file checks the CLI shares);
+    # then Snakemake's own validator (same schema, same defaults).
+    finalize_run_config(config)
 except InputError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 validate(config, str(SCHEMA_PATH), set_default=True)
@@ -54,7 +55,11 @@ def node_params(wildcards):
     return PLAN[wildcards.node].params
 
 
-def mem_mb_for(stage, base_mb):
+def node_benchmark(stage):
+    return f"results/benchmarks/{stage}/{{node}}.tsv"
+
+
+def mem_mb_for(base_mb):
     """Memory request: the stage's base plus what the node's backbone/SAE sizes need,
     scaled by the attempt (a retried job asks for more)."""
 
@@ -62,3 +67,8 @@ def mem_mb_for(stage, base_mb):
         return memory_request_mb(PLAN[wildcards.node], base_mb) * attempt
 
     return request
+
+
+def configured_gpus(wildcards):
+    """GPU request of the stages that can use one: `gpus` from the config."""
+    return int(config["gpus"])

@@ -1,47 +1,29 @@
 # Tasks (records, splits) and the backbones' answers on them (errors, cheap features).
 
 
-rule tasks:
-    input:
-        unpack(parent_manifests),
+use rule store_node as tasks with:
     output:
         manifest=store_output("tasks"),
     log:
         node_log("tasks"),
     benchmark:
-        "results/benchmarks/tasks/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("tasks")
     resources:
-        mem_mb=mem_mb_for("tasks", 2000),
+        mem_mb=mem_mb_for(2000),
         runtime=30,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/tasks.py"
 
 
-rule evaluate:
-    input:
-        unpack(parent_manifests),
+use rule store_node as evaluate with:
     output:
         manifest=store_output("evaluate"),
     log:
         node_log("evaluate"),
     benchmark:
-        "results/benchmarks/evaluate/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("evaluate")
     resources:
-        mem_mb=mem_mb_for("evaluate", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=120,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/evaluate.py"
+        gpu=configured_gpus,
 
 
 rule download_etth1:

@@ -2,67 +2,40 @@
 # residual stream, SAEs across seeds (the `sae` rule), PWMCC and Fourier recovery.
 
 
-rule modular_backbone:
-    input:
-        unpack(parent_manifests),
+use rule store_node as modular_backbone with:
     output:
         manifest=store_output("modular_backbone"),
     log:
         node_log("modular_backbone"),
     benchmark:
-        "results/benchmarks/modular_backbone/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("modular_backbone")
     resources:
-        mem_mb=mem_mb_for("modular_backbone", 3000),
+        mem_mb=mem_mb_for(3000),
         runtime=120,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/modular_backbone.py"
 
 
-rule modular_activations:
-    input:
-        unpack(parent_manifests),
+use rule store_node as modular_activations with:
     output:
         manifest=store_output("modular_activations"),
     log:
         node_log("modular_activations"),
     benchmark:
-        "results/benchmarks/modular_activations/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("modular_activations")
     resources:
-        mem_mb=mem_mb_for("modular_activations", 2000),
+        mem_mb=mem_mb_for(2000),
         runtime=15,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/modular_activations.py"
 
 
-rule modular_stability:
-    input:
-        unpack(parent_manifests),
+use rule store_node as modular_stability with:
     output:
         manifest=store_output("modular_stability"),
     log:
         node_log("modular_stability"),
     benchmark:
-        "results/benchmarks/modular_stability/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("modular_stability")
     resources:
-        mem_mb=mem_mb_for("modular_stability", 3000),
+        mem_mb=mem_mb_for(3000),
         runtime=30,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/modular_stability.py"
 
 
 MODULAR = (

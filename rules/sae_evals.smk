@@ -3,164 +3,103 @@
 # sparse probing, SAE vs skip-transcoder, steering, circuit faithfulness, external SAEs.
 
 
-rule domain_activations:
-    # prose-only or code-only residual rows (an SAE training cache)
-    input:
-        unpack(parent_manifests),
+# prose-only or code-only residual rows (an SAE training cache)
+use rule store_node as domain_activations with:
     output:
         manifest=store_output("domain_activations"),
     log:
         node_log("domain_activations"),
     benchmark:
-        "results/benchmarks/domain_activations/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("domain_activations")
     resources:
-        mem_mb=mem_mb_for("domain_activations", 3000),
+        mem_mb=mem_mb_for(3000),
         runtime=60,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/domain_activations.py"
+        gpu=configured_gpus,
 
 
-rule eval_cross_domain:
-    # domain SAEs in and out of their domain, selectivity, top contexts
-    input:
-        unpack(parent_manifests),
+# domain SAEs in and out of their domain, selectivity, top contexts
+use rule store_node as eval_cross_domain with:
     output:
         manifest=store_output("eval_cross_domain"),
     log:
         node_log("eval_cross_domain"),
     benchmark:
-        "results/benchmarks/eval_cross_domain/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("eval_cross_domain")
     resources:
-        mem_mb=mem_mb_for("eval_cross_domain", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=60,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/eval_cross_domain.py"
+        gpu=configured_gpus,
 
 
-rule eval_sparse_probing:
-    # top-k SAE latents vs top-k residual dimensions
-    input:
-        unpack(parent_manifests),
+# top-k SAE latents vs top-k residual dimensions
+use rule store_node as eval_sparse_probing with:
     output:
         manifest=store_output("eval_sparse_probing"),
     log:
         node_log("eval_sparse_probing"),
     benchmark:
-        "results/benchmarks/eval_sparse_probing/{node}.tsv"
+        node_benchmark("eval_sparse_probing")
     conda:
         "../envs/analysis.yaml"
-    threads: 1
     resources:
-        mem_mb=mem_mb_for("eval_sparse_probing", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=60,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/eval_sparse_probing.py"
 
 
-rule eval_transcoder:
-    # an SAE and a skip-transcoder on one MLP, same recipe
-    input:
-        unpack(parent_manifests),
+# an SAE and a skip-transcoder on one MLP, same recipe
+use rule store_node as eval_transcoder with:
     output:
         manifest=store_output("eval_transcoder"),
     log:
         node_log("eval_transcoder"),
     benchmark:
-        "results/benchmarks/eval_transcoder/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("eval_transcoder")
     resources:
-        mem_mb=mem_mb_for("eval_transcoder", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=240,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/eval_transcoder.py"
+        gpu=configured_gpus,
 
 
-rule eval_steering:
-    # SAE decoder direction vs diff-of-means, at matched fluency
-    input:
-        unpack(parent_manifests),
+# SAE decoder direction vs diff-of-means, at matched fluency
+use rule store_node as eval_steering with:
     output:
         manifest=store_output("eval_steering"),
     log:
         node_log("eval_steering"),
     benchmark:
-        "results/benchmarks/eval_steering/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("eval_steering")
     resources:
-        mem_mb=mem_mb_for("eval_steering", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=120,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/eval_steering.py"
+        gpu=configured_gpus,
 
 
-rule eval_circuit:
-    # top-K attributed features vs random K-feature sets
-    input:
-        unpack(parent_manifests),
+# top-K attributed features vs random K-feature sets
+use rule store_node as eval_circuit with:
     output:
         manifest=store_output("eval_circuit"),
     log:
         node_log("eval_circuit"),
     benchmark:
-        "results/benchmarks/eval_circuit/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("eval_circuit")
     resources:
-        mem_mb=mem_mb_for("eval_circuit", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=120,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/eval_circuit.py"
+        gpu=configured_gpus,
 
 
-rule eval_external:
-    # an externally trained SAE: encode fidelity, then both domains
-    input:
-        unpack(parent_manifests),
+# an externally trained SAE: encode fidelity, then both domains
+use rule store_node as eval_external with:
     output:
         manifest=store_output("eval_external"),
     log:
         node_log("eval_external"),
     benchmark:
-        "results/benchmarks/eval_external/{node}.tsv"
-    conda:
-        "../envs/models.yaml"
-    threads: 1
+        node_benchmark("eval_external")
     resources:
-        mem_mb=mem_mb_for("eval_external", 4000),
+        mem_mb=mem_mb_for(4000),
         runtime=60,
-        gpu=lambda wc: int(config["gpus"]),
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/eval_external.py"
+        gpu=configured_gpus,
 
 
 from sae_difficulty.reports.ledger import RESULT_STAGES, describe_node
@@ -215,3 +154,16 @@ if EVAL_NODES:
             ],
         script:
             "../scripts/sae_evals_report.py"
+
+
+# a small meta-SAE on the primary SAE's decoder rows vs on random directions (CPU, seconds)
+use rule store_node as eval_meta_structure with:
+    output:
+        manifest=store_output("eval_meta_structure"),
+    log:
+        node_log("eval_meta_structure"),
+    benchmark:
+        node_benchmark("eval_meta_structure")
+    resources:
+        mem_mb=mem_mb_for(2000),
+        runtime=30,

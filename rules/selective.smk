@@ -1,22 +1,15 @@
 # Q3/Q4: selective prediction, calibration and the cheap-to-expensive cascade.
 
 
-rule selective:
-    input:
-        unpack(parent_manifests),
+use rule store_node as selective with:
     output:
         manifest=store_output("selective"),
     log:
         node_log("selective"),
     benchmark:
-        "results/benchmarks/selective/{node}.tsv"
+        node_benchmark("selective")
     conda:
         "../envs/analysis.yaml"
-    threads: 1
     resources:
-        mem_mb=mem_mb_for("selective", 2000),
+        mem_mb=mem_mb_for(2000),
         runtime=30,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/selective.py"

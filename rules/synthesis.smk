@@ -1,25 +1,18 @@
 # The cross-modal synthesis (a store node), its human-facing views and the paper.
 
 
-rule synthesis:
-    input:
-        unpack(parent_manifests),
+use rule store_node as synthesis with:
     output:
         manifest=store_output("synthesis"),
     log:
         node_log("synthesis"),
     benchmark:
-        "results/benchmarks/synthesis/{node}.tsv"
+        node_benchmark("synthesis")
     conda:
         "../envs/analysis.yaml"
-    threads: 1
     resources:
-        mem_mb=mem_mb_for("synthesis", 2000),
+        mem_mb=mem_mb_for(2000),
         runtime=30,
-    params:
-        spec=node_spec,
-    script:
-        "../scripts/synthesis.py"
 
 
 rule publish:
@@ -36,7 +29,6 @@ rule publish:
             caption="../report/figures.rst",
             category="Figures",
         ),
-        tex=directory("paper/generated"),
     log:
         "logs/publish.log",
     localrule: True
@@ -46,13 +38,39 @@ rule publish:
         "../scripts/publish.py"
 
 
+MANUSCRIPT_EVALS = [node for nodes in PLAN.evals.values() for node in nodes]
+
+
+rule manuscript:
+    # The paper's generated sections: numbers and verdicts of the synthesis node, the method from
+    # the resolved config and the plan, the evaluation suite's headlines (paper/generated/).
+    input:
+        synthesis=manifest(PLAN.synthesis),
+        evals=[manifest(node) for node in MANUSCRIPT_EVALS],
+    output:
+        tex=directory("paper/generated"),
+    log:
+        "logs/manuscript.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        evals=[
+            {"stage": node.stage, "key": node.key, "node": node.id}
+            for node in MANUSCRIPT_EVALS
+        ],
+    script:
+        "../scripts/manuscript.py"
+
+
 if shutil.which("latexmk") or shutil.which("tectonic"):
 
     rule paper:
-        # `snakemake --cores 1 paper`: the generated tables and summary in paper/main.tex.
+        # `snakemake --cores 1 paper`: the manuscript (paper/main.tex inputs paper/generated/).
         input:
             tex="paper/generated",
             main="paper/main.tex",
+            bib="paper/references.bib",
         output:
             "paper/main.pdf",
         log:
@@ -66,7 +84,7 @@ if shutil.which("latexmk") or shutil.which("tectonic"):
 else:
 
     rule paper:
-        # No TeX here: the tables are still generated; say how to get the PDF.
+        # No TeX here: the manuscript's sections are still generated; say how to get the PDF.
         input:
             tex="paper/generated",
         log:
@@ -76,5 +94,5 @@ else:
             "../envs/paper.yaml"
         shell:
             "echo 'paper: skipped building paper/main.pdf (no latexmk or tectonic found; "
-            "apt-get install latexmk texlive-latex-extra, or install tectonic). "
-            "Generated tables: {input.tex}/' | tee {log} >&2"
+            "apt-get install latexmk texlive-latex-extra texlive-fonts-recommended, or install tectonic). "
+            "Generated sections: {input.tex}/' | tee {log} >&2"

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from sae_difficulty.pipeline.runner import NodeContext
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_SNAKEFILE = REPO / "tests" / "workflow" / "Snakefile"
 RERUN_TRIGGERS = ["--rerun-triggers", "mtime", "params", "input", "software-env"]
+
+# A modular-addition model that groks in about a thousand full-batch steps (seconds on one
+# thread): p = 23 with a wide train fraction and a high learning rate, 2 layers, 32 wide.
+SMALL_P = 23
+SMALL_BACKBONE = {
+    "p": SMALL_P, "train_fraction": 0.7, "d_model": 32, "n_heads": 2, "n_layers": 2, "d_mlp": 64, "lr": 0.01,
+    "weight_decay": 1.0, "train_steps": 1500, "eval_every": 50, "stop_at_test_accuracy": 1.0, "stop_window": 100,
+    "min_test_accuracy": 1.0, "seed": 0,
+}  # fmt: skip
 
 
 def snakemake_cmd(*args: str) -> list[str]:
@@ -44,6 +57,43 @@ def planned_jobs(output: str) -> dict[str, int]:
     return counts
 
 
+def node_context(stage: str, params: dict[str, Any], out: Path, parents: dict[str, Path] | None = None,
+                 config: dict[str, Any] | None = None) -> NodeContext:
+    """What ``run_node`` hands a stage's ``build``, without Snakemake or the store: ``out`` is
+    the node directory (its name the node id), ``parents`` the parents' node directories by role."""
+    out.mkdir(parents=True)
+    spec = {"stage": stage, "version": "1", "params": params, "parents": {}}
+    return NodeContext(spec, dict(parents or {}), out, dict(config or {}), out.name)
+
+
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+# ----------------------------------------------------------------------------- the CI config's whole run
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles", "report", "paper")
+
+
+def workflow_copy(root: Path) -> Path:
+    """The workflow's files in ``root`` (no generated paper sections, PDFs or TeX build files)."""
+    root.mkdir(parents=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("generated", "*.pdf", "build"))
+        elif source.exists():
+            shutil.copy2(source, root / name)
+    return root
+
+
+@pytest.fixture(scope="session")
+def ci_runs(tmp_path_factory):
+    """Two runs of config/ci.yaml from empty stores, each in its own workflow copy (shared by the
+    integration and paper tests, so the CI config runs twice per session, not once per module)."""
+    runs = []
+    for name in ("first", "second"):
+        workdir = workflow_copy(tmp_path_factory.mktemp("integration") / name)
+        run_snakemake(["--cores", "2", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir, timeout=1800)
+        runs.append(workdir)
+    return runs

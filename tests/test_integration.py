@@ -4,39 +4,15 @@ filled, and the synthesis files are byte-identical (reproducibility)."""
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, RERUN_TRIGGERS, planned_jobs, run_snakemake
+from conftest import RERUN_TRIGGERS, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.integration
 
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles", "report", "paper")
 SYNTHESIS = ("cross_modal_synthesis.md", "cross_modal_synthesis.json", "cross_modal_synthesis.parquet")
 COLUMNS = ("llm_hellaswag", "llm_squad", "tsfm_etth1")
-
-
-def workflow_copy(root: Path) -> Path:
-    root.mkdir(parents=True)
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("generated", "*.pdf"))
-        elif source.exists():
-            shutil.copy2(source, root / name)
-    return root
-
-
-@pytest.fixture(scope="module")
-def ci_runs(tmp_path_factory):
-    runs = []
-    for name in ("first", "second"):
-        workdir = workflow_copy(tmp_path_factory.mktemp("integration") / name)
-        run_snakemake(["--cores", "2", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir, timeout=1800)
-        runs.append(workdir)
-    return runs
 
 
 def test_ci_config_fills_every_column(ci_runs):
@@ -60,6 +36,17 @@ def test_two_runs_from_empty_stores_are_byte_identical(ci_runs):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
+def test_every_node_file_is_byte_identical_across_runs(ci_runs):
+    """Node-level determinism: the same ids in both stores, and every file of every node
+    (weights, caches, tables, JSON, figures) with the same sha256 in both manifests."""
+    first, second = ({p.parent.relative_to(run / "results" / "store"): json.loads(p.read_text())["files"]
+                      for p in (run / "results" / "store").glob("*/*/manifest.json")} for run in ci_runs)  # fmt: skip
+    assert first.keys() == second.keys()
+    differing = {str(node): sorted(name for name in files if files[name] != second[node].get(name))
+                 for node, files in first.items() if files != second[node]}  # fmt: skip
+    assert differing == {}
+
+
 def test_store_verifies_and_nothing_is_left_to_do(ci_runs):
     workdir = ci_runs[0]
     from sae_difficulty.pipeline.store import iter_store, verify_node
@@ -72,20 +59,20 @@ def test_store_verifies_and_nothing_is_left_to_do(ci_runs):
 
 
 EVALUATIONS = {"eval_cross_domain": "cross_domain", "eval_sparse_probing": "sparse_probing",
-               "eval_transcoder": "transcoder", "eval_steering": "steering", "eval_circuit": "circuit"}  # fmt: skip
+               "eval_transcoder": "transcoder", "eval_steering": "steering", "eval_circuit": "circuit",
+               "eval_meta_structure": "meta_structure"}  # fmt: skip
 
 
 def test_evaluation_suite_outputs_validate_and_are_reproducible(ci_runs):
-    import importlib
-
     import jsonschema
+
+    from sae_difficulty.evals.base import get_evaluation
 
     first, second = (run / "results" for run in ci_runs)
     for stage, name in EVALUATIONS.items():
         (node,) = [p.parent for p in (first / "store" / stage).glob("*/manifest.json")]
-        module = importlib.import_module(f"sae_difficulty.evals.{name}")
         result = json.loads((node / f"{name}.json").read_text())
-        jsonschema.validate(result, module.RESULT_SCHEMA)
+        jsonschema.validate(result, get_evaluation(name).output.model_json_schema())  # the generated schema
         twin = second / "store" / stage / node.name / f"{name}.json"
         assert twin.read_bytes() == (node / f"{name}.json").read_bytes(), stage
     page = (first / "sae_evals.md").read_text()

@@ -49,3 +49,27 @@ def test_guardrails():
         difficulty_labels(np.arange(10.0), quantile=1.5)
     with pytest.raises(InputError, match="no example has split 'train'"):
         difficulty_labels(np.arange(4.0), ["test"] * 4, scope="train")
+
+
+def test_each_fold_is_labelled_with_its_training_folds_threshold():
+    """Pins item 1 of issue 17: in cv mode the threshold used to come from every example (or the whole
+    train split), so a fold's test errors set their own label threshold. Now each fold's test examples
+    get the quantile of the OTHER folds' errors: a planted upward drift in the last fold makes most of
+    its examples difficult, more than the whole-dataset threshold (which sees the drift) gives."""
+    from sae_difficulty.core.labels import TrainQuantileLabeler
+    from sae_difficulty.core.probe import run_ladder
+
+    rng = np.random.default_rng(1)
+    n, folds = 400, np.repeat(np.arange(4), 100)
+    error = rng.normal(size=n) + 2.0 * (folds == 3)  # the last block in time drifts upward
+    cheap = error[:, None] + rng.normal(size=(n, 1))
+    labeler = TrainQuantileLabeler(error, 0.75)
+    result = run_ladder({"cheap": cheap}, np.zeros(n, dtype=int) + (error > np.median(error)), folds=folds,
+                        rungs=("P1",), relabel=labeler, n_boot=100, n_perm=100)  # fmt: skip
+    last = np.flatnonzero(folds == 3)
+    threshold_last = np.quantile(error[folds != 3], 0.75)
+    assert result.y_eval[last].tolist() == (error[last] > threshold_last).astype(int).tolist()
+    assert result.y_eval[last].mean() > 0.6
+    whole, _ = difficulty_labels(error, quantile=0.75)
+    assert whole[last].mean() < result.y_eval[last].mean() - 0.1
+    assert labeler.thresholds[3] == pytest.approx(threshold_last)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -12,7 +11,8 @@ import torch
 from sae_difficulty.evals import circuit as circ
 from sae_difficulty.modalities.llm.backbone import Backbone
 from sae_difficulty.utils.errors import InputError
-from tests.modalities.test_llm_patching import make_sae
+from tests.evals.schema_checks import assert_schema_accepts
+from tests.modalities.llm.test_patching import make_sae
 
 torch.set_num_threads(1)
 
@@ -86,9 +86,9 @@ def test_config_validation():
     assert config.layers == (0, 1) and config.ks == (5, 20)
     with pytest.raises(InputError, match="unknown key"):
         circ.CircuitConfig.from_dict({"layers": [0], "k": [5]})
-    with pytest.raises(InputError, match="CircuitConfig.ks"):
+    with pytest.raises(InputError, match="sae_evals.circuit.ks: expected a non-empty list of distinct integers >= 1"):
         circ.CircuitConfig(layers=(0,), ks=(0, 5))
-    with pytest.raises(InputError, match="CircuitConfig.n_random"):
+    with pytest.raises(InputError, match="sae_evals.circuit.n_random: expected an integer >= 1, got 0"):
         circ.CircuitConfig(layers=(0,), n_random=0)
 
 
@@ -235,7 +235,7 @@ def test_attribution_tracks_the_actual_single_feature_ablation_effect(tiny):
 def test_run_circuit_faithfulness_result(tiny, tmp_path):
     config = circ.CircuitConfig(layers=(0, 1), ks=(2, 5, 20, 64), n_random=4, n_boot=200)
     result = circ.run_circuit_faithfulness(tiny.backbone, tiny.saes, tiny.examples, config)
-    jsonschema.validate(result.to_dict(), circ.RESULT_SCHEMA)
+    assert_schema_accepts(circ.CircuitOutput, result.to_dict())
     assert result.n_nodes == 4 * D_MODEL and result.n_examples == len(tiny.examples)
     assert result.full_metric == pytest.approx(result.clean_metric, abs=1e-6)
     assert result.empty_metric < result.full_metric - 0.1  # mean-ablating every feature hurts

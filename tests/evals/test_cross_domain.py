@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +21,7 @@ from sae_lens import StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
 
 from sae_difficulty.evals import cross_domain as cd
 from sae_difficulty.utils.errors import InputError
+from tests.evals.schema_checks import assert_schema_accepts
 
 torch.set_num_threads(1)
 
@@ -187,16 +187,16 @@ def test_markdown_shows_planted_top_context(planted):
 def test_result_validates_and_is_deterministic(planted, tmp_path):
     saes, heldout, _, result = planted
     payload = result.to_dict()
-    jsonschema.validate(payload, cd.RESULT_SCHEMA)
+    assert_schema_accepts(cd.CrossDomainOutput, payload)
     again = cd.evaluate_cross_domain(saes, heldout, result.config).to_dict()
     assert json.dumps(again, sort_keys=True) == json.dumps(payload, sort_keys=True)
     stacked = result.selectivity_table()
     assert set(stacked["sae"]) == {"prose_relu", "code_topk"} and len(stacked) == 16
     path = cd.plot_cross_domain(result, tmp_path / "cross_domain.png")
     assert path.stat().st_size > 1000
-    broken = dict(payload, extra=1)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(broken, cd.RESULT_SCHEMA)
+    broken = dict(payload, rows=[{**payload["rows"][0], "dead_fraction": 1.5}])
+    with pytest.raises(InputError, match="dead_fraction"):
+        cd.CrossDomainOutput.check(broken)
 
 
 def test_bad_inputs_raise_one_line_errors(planted):

@@ -22,7 +22,7 @@ from sae_difficulty.reports.evals_report import headline_line, write_report
 from sae_difficulty.reports.ledger import HEADLINE_FILE
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.markdown import markdown_table_lines
-from tests.modalities.test_llm_tasks import make_tiny_model
+from tests.modalities.llm.test_tasks import make_tiny_model
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 torch.set_num_threads(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -12,6 +11,7 @@ from sae_lens import SAE, StandardSAE, StandardSAEConfig, TopKSAE, TopKSAEConfig
 
 from sae_difficulty.evals import encode_fidelity as ef
 from sae_difficulty.utils.errors import InputError
+from tests.evals.schema_checks import assert_schema_accepts
 
 torch.set_num_threads(1)
 
@@ -55,7 +55,7 @@ def test_dictionary_learning_relu_converts_and_reproduces_the_source(tmp_path):
     codes = sae.encode(torch.from_numpy(rows))
     expected = codes @ state["decoder.weight"].T + state["bias"]
     torch.testing.assert_close(sae.decode(codes), expected, atol=1e-5, rtol=1e-5)
-    jsonschema.validate(result.to_dict(), ef.RESULT_SCHEMA)
+    assert_schema_accepts(ef.EncodeFidelityOutput, result.to_dict())
     assert len(result.table()) == len(rows) and result.table()["matches"].all()
 
 
@@ -122,7 +122,7 @@ def test_saelens_directory_round_trips(tmp_path, kind):
     # the numpy reference really applies the shift: dropping it in the loaded SAE breaks agreement
     sae.cfg.apply_b_dec_to_input = False
     assert not ef.check_encode_fidelity(sae, directory, "saelens", activation_rows(8)).passed
-    jsonschema.validate(result.to_dict(), ef.RESULT_SCHEMA)
+    assert_schema_accepts(ef.EncodeFidelityOutput, result.to_dict())
 
 
 def test_unsupported_normalization_and_format_are_refused(tmp_path):

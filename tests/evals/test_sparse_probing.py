@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import jsonschema
 import numpy as np
 import pytest
 
 from sae_difficulty.evals import sparse_probing as sp
 from sae_difficulty.utils.errors import InputError
+from tests.evals.schema_checks import assert_schema_accepts
 
 N = 600
 SAE_WIDTH, RAW_WIDTH = 32, 20
@@ -91,7 +91,7 @@ def test_headline_averages_tasks_with_paired_bootstrap(result):
 
 def test_schema_determinism_and_plot(result, tmp_path):
     payload = result.to_dict()
-    jsonschema.validate(payload, sp.RESULT_SCHEMA)
+    assert_schema_accepts(sp.SparseProbingOutput, payload)
     table = result.table()
     assert len(table) == 2 * 2 * (len(CONFIG.ks) + 1) and "test_correct" not in table.columns
     x_sae, x_raw, y = planted_task(0)
@@ -104,8 +104,8 @@ def test_schema_determinism_and_plot(result, tmp_path):
     with pytest.raises(InputError, match="appears twice"):
         sp.SparseProbingResult.from_tasks([again, again], CONFIG)
     assert sp.plot_sparse_probing(result, tmp_path / "sparse.png").stat().st_size > 1000
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({**payload, "extra": 1}, sp.RESULT_SCHEMA)
+    with pytest.raises(InputError, match="accuracy"):
+        sp.SparseProbingOutput.check({**payload, "rows": [{**payload["rows"][0], "accuracy": 1.2}]})
 
 
 def test_split_helper_is_stratified_and_disjoint():

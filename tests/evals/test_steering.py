@@ -13,7 +13,6 @@ The planted model (all weights zero except those set below), vocabulary = BOS + 
 
 from __future__ import annotations
 
-import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -24,6 +23,7 @@ from sae_difficulty.evals.steering import CodeLikenessClassifier, SteeringConfig
 from sae_difficulty.modalities.llm.backbone import Backbone
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import dumps
+from tests.evals.schema_checks import assert_schema_accepts
 
 torch.set_num_threads(1)
 
@@ -209,7 +209,7 @@ def test_continuation_perplexity_is_unsteered_and_penalises_code(backbone):
 
 
 def test_result_validates_and_is_deterministic(backbone, result, tmp_path):
-    jsonschema.validate(result.to_dict(), steering.RESULT_SCHEMA)
+    assert_schema_accepts(steering.SteeringOutput, result.to_dict())
     decoy = np.random.default_rng(5).standard_normal(D_MODEL)
     again = steering.run_steering(
         backbone, [*PROSE_PROMPTS, CODE_PROMPT], {"sae": axis(CODE_AXIS), "diff_of_means": decoy}, 1.0, MajorityCode(), config()

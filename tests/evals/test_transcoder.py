@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,7 @@ from sae_difficulty.evals import transcoder as tc
 from sae_difficulty.modalities.llm.backbone import Backbone
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import dumps
+from tests.evals.schema_checks import assert_schema_accepts
 
 torch.set_num_threads(1)
 
@@ -228,7 +228,7 @@ def test_result_schema_headline_table_plot_and_bit_identical_json(lm_setup, tmp_
     result = tc.evaluate_pair(sae, transcoder, mlp_in, mlp_out, backbone, windows, SPLICE_CONFIG, training)
     again = tc.evaluate_pair(sae, transcoder, mlp_in, mlp_out, backbone, windows, SPLICE_CONFIG, training)
     for res in (exact, result):
-        jsonschema.validate(res.to_dict(), tc.RESULT_SCHEMA)
+        assert_schema_accepts(tc.TranscoderComparisonOutput, res.to_dict())
     assert dumps(result.to_dict()) == dumps(again.to_dict())
     ev = result.differences["explained_variance"]
     assert ev["ci_low"] <= ev["value"] <= ev["ci_high"]

@@ -8,7 +8,7 @@ import pytest
 
 from sae_difficulty.pipeline.config import load_config
 from sae_difficulty.pipeline.study import build_plan
-from sae_difficulty.pipeline.study_evals import EVAL_STAGES
+from sae_difficulty.pipeline.study_evals import EVAL_STAGE_VERSIONS, EVAL_STAGES
 from sae_difficulty.utils.errors import InputError
 
 
@@ -46,7 +46,8 @@ def test_disabled_suite_plans_nothing(ci_config):
     config = copy.deepcopy(ci_config)
     config["sae_evals"]["enabled"] = False
     plan = build_plan(config)
-    assert plan.evals == {} and not [n for n in plan.nodes.values() if n.stage.startswith(("eval_", "domain_"))]
+    # The synthetic ground-truth study's eval_ground_truth nodes belong to `synthetic`, not to the suite.
+    assert plan.evals == {} and not [n for n in plan.nodes.values() if n.stage in EVAL_STAGE_VERSIONS]
 
 
 def test_a_steering_parameter_moves_only_the_steering_node(ci_config):

@@ -67,3 +67,51 @@ def difficulty_labels(
             f"scope {scope!r}); expected both easy and difficult examples"
         )
     return labels, threshold
+
+
+def threshold_labels(error: Any, train_index: Any, quantile: float = 0.75) -> tuple[np.ndarray, float]:
+    """Labels of EVERY example from the quantile of the ``train_index`` examples' errors only.
+
+    The building block of leakage-free labels: under out-of-fold scoring each fold's
+    test examples are labelled with the threshold of that fold's training examples
+    (pass the training indices of the fold). Binary errors are returned unchanged (threshold
+    0.5). Raises InputError when the training examples come out single-class.
+    """
+    values = np.asarray(error, dtype=float)
+    if values.ndim != 1 or values.size == 0 or not np.isfinite(values).all():
+        raise InputError(f"error: expected a non-empty 1-D array of finite values, got shape {values.shape}")
+    if not 0.0 < quantile < 1.0:
+        raise InputError(f"quantile: expected a number in (0, 1), got {quantile!r}")
+    index = np.asarray(train_index)
+    if index.ndim != 1 or index.size == 0:
+        raise InputError("train_index: expected a non-empty 1-D array of training example indices")
+    if np.all(np.isin(values, (0.0, 1.0))):
+        labels, threshold = values.astype(int), 0.5
+    else:
+        threshold = float(np.quantile(values[index], quantile))
+        labels = (values > threshold).astype(int)
+    if labels[index].min() == labels[index].max():
+        raise InputError(
+            f"error: every training example's difficulty label is {labels[index][0]} (threshold {threshold:.6g} at "
+            f"quantile {quantile}); expected both easy and difficult training examples"
+        )
+    return labels, threshold
+
+
+class TrainQuantileLabeler:
+    """``labeler(train_index) -> labels of all examples`` with the threshold from those training examples.
+
+    :func:`~sae_difficulty.core.probe.run_ladder` calls it once per outer fold (and for
+    the coefficient fit), so no threshold ever sees a test error. ``thresholds`` records
+    every threshold taken, in call order.
+    """
+
+    def __init__(self, error: Any, quantile: float = 0.75):
+        self.error = np.asarray(error, dtype=float)
+        self.quantile = float(quantile)
+        self.thresholds: list[float] = []
+
+    def __call__(self, train_index: Any) -> np.ndarray:
+        labels, threshold = threshold_labels(self.error, train_index, self.quantile)
+        self.thresholds.append(threshold)
+        return labels

@@ -7,7 +7,16 @@ LogisticRegression) whose C is chosen by a seeded, stratified inner cross-valida
 
 * ``train_mask``: fit on the training examples, score the others;
 * ``folds``: out-of-fold scores for every example, C chosen inside each training fold
-  (fold ids per example, e.g. blocked in time for the TSFM, or any scikit-learn splitter).
+  (fold ids per example, e.g. blocked in time for the TSFM, or any scikit-learn splitter
+  such as :class:`~sae_difficulty.core.folds.PurgedBlockedSplits`).
+
+Options for leakage-free labels and time-ordered examples (all off by default, which is
+the original protocol): ``relabel`` labels every split with a threshold taken on that
+split's training examples only (:class:`~sae_difficulty.core.labels.TrainQuantileLabeler`);
+``refit_index`` restricts the coefficient fit (whose top SAE features the causal stage
+ablates) to training examples; ``inner_splits`` replaces the shuffled inner CV by e.g.
+:func:`~sae_difficulty.core.folds.blocked_inner_splits`; ``block_length`` makes every CI
+and p-value resample blocks of consecutive examples (:mod:`sae_difficulty.core.resampling`).
 
 The headline is Δ(P3 − P2) (SAE features beyond raw activations, both with the cheap
 baseline) with CI and p-values, then Δ(P3 − P1) and Δ(P5 − P4).
@@ -17,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -27,10 +36,10 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from sae_difficulty.core.resampling import auroc_with_ci, compare_scores_dependent
 from sae_difficulty.core.stats import (
     bootstrap_auroc,
     check_binary_labels,
-    compare_scores,
 )
 from sae_difficulty.utils.errors import InputError
 
@@ -189,7 +198,7 @@ def _check_split_classes(labels: np.ndarray, train: np.ndarray, name: str, inner
 
 
 # --------------------------------------------------------------------------- fitting
-def _make_search(Cs: tuple[float, ...], inner_folds: int, seed: int, max_iter: int) -> GridSearchCV:
+def _make_search(Cs: tuple[float, ...], inner_folds: int, seed: int, max_iter: int, cv: Any = None) -> GridSearchCV:
     pipeline = Pipeline(
         [
             ("drop_constant", VarianceThreshold(0.0)),
@@ -201,7 +210,7 @@ def _make_search(Cs: tuple[float, ...], inner_folds: int, seed: int, max_iter: i
         pipeline,
         {"logistic__C": list(Cs)},
         scoring="roc_auc",
-        cv=StratifiedKFold(n_splits=inner_folds, shuffle=True, random_state=seed),
+        cv=StratifiedKFold(n_splits=inner_folds, shuffle=True, random_state=seed) if cv is None else cv,
         error_score="raise",
     )
 
@@ -236,6 +245,10 @@ def run_ladder(
     n_perm: int = 2000,
     max_iter: int = 1000,
     rungs: tuple[str, ...] | None = None,
+    relabel: Callable[[np.ndarray], np.ndarray] | None = None,
+    refit_index: Any = None,
+    inner_splits: Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]] | None = None,
+    block_length: int | None = None,
 ) -> LadderResult:
     """Fit and score the ladder's rungs on ``blocks`` (name → [n, d] array) for labels ``y``.
 
@@ -243,7 +256,14 @@ def run_ladder(
     (int fold id per example, or a scikit-learn splitter: out-of-fold scores) is given.
     ``rungs`` restricts the ladder (default: all of ``RUNGS``); comparisons are reported
     for the pairs of ``COMPARISONS`` whose rungs were both run. Coefficients come from a
-    model fit on all training examples (all examples under ``folds``).
+    model fit on all training examples (all examples under ``folds``, or ``refit_index``).
+
+    ``relabel(train_index)`` returns the labels of all examples with a threshold from
+    those training examples; when given, each split is fitted and scored with its own
+    labels, and ``y`` only fixes the number of examples.
+    ``inner_splits(train_index, train_labels)`` returns the inner CV's (train, test)
+    pairs relative to ``train_index``. ``block_length`` (examples in time order): block
+    bootstrap and block permutations instead of i.i.d. ones.
     """
     labels = check_binary_labels(y, "y")
     n = labels.size
@@ -257,15 +277,30 @@ def run_ladder(
         raise InputError(f"inner_folds: expected an integer >= 2, got {inner_folds!r}")
     checked = _validate_blocks(blocks, n, {b for r in rung_names for b in RUNGS[r]})
     design, splits = _resolve_splits(n, labels, train_mask, folds)
-    all_train = splits[0][0] if design == "train_test" else np.arange(n)
+    if design == "train_test":
+        all_train = splits[0][0]
+    else:
+        all_train = np.arange(n) if refit_index is None else np.sort(np.asarray(refit_index, dtype=np.int64))
+    split_labels = [labels if relabel is None else check_binary_labels(relabel(train), "relabel") for train, _ in splits]
+    if design == "train_test":
+        refit_labels = split_labels[0]
+    else:
+        refit_labels = labels if relabel is None else check_binary_labels(relabel(all_train), "relabel")
     for k, (train, _) in enumerate(splits):
         _check_split_classes(
-            labels, train, "train_mask" if design == "train_test" else f"folds (training part of fold {k})", inner_folds
+            split_labels[k], train, "train_mask" if design == "train_test" else f"folds (training part of fold {k})", inner_folds
         )
-    _check_split_classes(labels, all_train, "y", inner_folds)
+    _check_split_classes(refit_labels, all_train, "y", inner_folds)
+    assigned = labels.copy()
+    for (_, test), split_y in zip(splits, split_labels):
+        assigned[test] = split_y[test]
     eval_index = np.sort(np.concatenate([te for _, te in splits]))
-    y_eval = labels[eval_index].astype(int)
+    y_eval = assigned[eval_index].astype(int)
     check_binary_labels(y_eval, "y (evaluated examples)")
+
+    def search_for(train: np.ndarray, train_y: np.ndarray) -> GridSearchCV:
+        cv = None if inner_splits is None else inner_splits(train, train_y[train])
+        return _make_search(Cs, inner_folds, seed, max_iter, cv)
 
     scores: dict[str, np.ndarray] = {}
     coefficients: dict[str, np.ndarray] = {}
@@ -283,18 +318,21 @@ def run_ladder(
             log.info(
                 "ladder %s: fold %d/%d (%d train, %d features)", rung, k + 1, len(splits), train.size, features.shape[1]
             )
-            fitted = _fit(features, labels, train, rung, f"fold {k}", _make_search(Cs, inner_folds, seed, max_iter))
+            fitted = _fit(features, split_labels[k], train, rung, f"fold {k}", search_for(train, split_labels[k]))
             oof[test] = fitted.predict_proba(features[test])[:, 1]
             C_by_fold[rung].append(float(fitted.best_params_["logistic__C"]))
         if design == "train_test":
             full_fit = fitted
         else:
-            log.info("ladder %s: refit on all %d examples for coefficients", rung, n)
-            full_fit = _fit(features, labels, all_train, rung, "all", _make_search(Cs, inner_folds, seed, max_iter))
+            log.info("ladder %s: refit on %d examples for coefficients", rung, all_train.size)
+            full_fit = _fit(features, refit_labels, all_train, rung, "all", search_for(all_train, refit_labels))
         chosen_C[rung] = float(full_fit.best_params_["logistic__C"])
         coefficients[rung] = _standardized_coefficients(full_fit, features.shape[1])
         scores[rung] = oof[eval_index]
-        area, low, high = bootstrap_auroc(y_eval, scores[rung], n_boot=n_boot, seed=seed)
+        if block_length is None:
+            area, low, high = bootstrap_auroc(y_eval, scores[rung], n_boot=n_boot, seed=seed)
+        else:
+            area, low, high = auroc_with_ci(y_eval, scores[rung], n_boot, seed, block_length)
         rows.append(
             {
                 "rung": rung,
@@ -308,7 +346,9 @@ def run_ladder(
         )
 
     deltas = {
-        f"{a}-{b}": compare_scores(y_eval, scores[a], scores[b], n_boot=n_boot, n_perm=n_perm, seed=seed)
+        f"{a}-{b}": compare_scores_dependent(
+            y_eval, scores[a], scores[b], n_boot=n_boot, n_perm=n_perm, seed=seed, block_length=block_length
+        )
         for a, b in COMPARISONS
         if a in scores and b in scores
     }
@@ -325,6 +365,11 @@ def run_ladder(
         "n_boot": int(n_boot),
         "n_perm": int(n_perm),
         "max_iter": int(max_iter),
+        "labels": "per split (training threshold)" if relabel is not None else "given",
+        "n_refit": int(all_train.size),
+        "inner_cv": "given splits" if inner_splits is not None else "stratified shuffled",
+        "resampling": "iid" if block_length is None else "block",
+        "block_length": 1 if block_length is None else int(block_length),
     }
     return LadderResult(
         scores=scores,

@@ -6,7 +6,10 @@ with what a seed study needs:
 * two random controls of the same shape as each trained dictionary: ``gaussian``
   (rows uniform on the sphere: no structure at all) and ``shuffled`` (each decoder
   row's coordinates permuted independently: the row keeps its norm and its
-  distribution of entries, e.g. heavy tails, but loses its direction);
+  distribution of entries, e.g. heavy tails, but loses its direction); given the
+  activations, a third, ``covariance`` (rows drawn from the activations' own
+  covariance: :mod:`sae_difficulty.core.stability_baselines`), the baseline matched to
+  anisotropic data that the stability verdict uses;
 * the PWMCC matrix across seeds, the same matrix for the controls, and the gap
   (trained minus control) with a 95% bootstrap CI that resamples *seeds*, not pairs:
   pairs sharing a seed are dependent, so the seed is the independent unit;
@@ -28,9 +31,15 @@ from sae_difficulty.core.sae_metrics import (
     pwmcc,
     random_dictionary,
 )
+from sae_difficulty.core.stability_baselines import (
+    covariance_factor,
+    covariance_random_dictionary,
+)
 from sae_difficulty.utils.errors import InputError
 
 CONTROLS = ("gaussian", "shuffled")
+#: The control matched to the data, added when the activations are given.
+MATCHED = "covariance"
 CI_LEVEL = 0.95
 
 
@@ -42,9 +51,16 @@ def shuffled_decoder(dictionary: np.ndarray, rng: np.random.Generator) -> np.nda
     return rng.permuted(rows, axis=1)
 
 
-def control_dictionary(dictionary: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
-    """A random control with the shape of ``dictionary``: ``gaussian`` or ``shuffled``."""
+def control_dictionary(
+    dictionary: np.ndarray, kind: str, rng: np.random.Generator, factor: np.ndarray | None = None
+) -> np.ndarray:
+    """A random control with the shape of ``dictionary``: ``gaussian``, ``shuffled`` or ``covariance``
+    (rows from N(0, F Fᵀ); ``factor`` F from :func:`~sae_difficulty.core.stability_baselines.covariance_factor`)."""
     rows = np.asarray(dictionary)
+    if kind == MATCHED:
+        if factor is None:
+            raise InputError("control 'covariance': needs the activations' covariance factor")
+        return covariance_random_dictionary(rows.shape[0], factor, rng)
     if kind == "gaussian":
         return random_dictionary(rows.shape[0], rows.shape[1], rng)
     if kind == "shuffled":
@@ -70,7 +86,9 @@ def pairwise_matrix(dictionaries: Sequence[np.ndarray], fill_diagonal: float = 1
     return matrix
 
 
-def control_matrix(dictionaries: Sequence[np.ndarray], kind: str, n_draws: int, seed: int) -> np.ndarray:
+def control_matrix(
+    dictionaries: Sequence[np.ndarray], kind: str, n_draws: int, seed: int, factor: np.ndarray | None = None
+) -> np.ndarray:
     """Mean over ``n_draws`` of the PWMCC matrix between controls of each dictionary.
 
     In each draw every dictionary gets its own control (``kind``), so the control pair
@@ -83,7 +101,7 @@ def control_matrix(dictionaries: Sequence[np.ndarray], kind: str, n_draws: int, 
     rng = np.random.default_rng(seed)
     total = np.zeros((len(arrays), len(arrays)))
     for _ in range(n_draws):
-        controls = [control_dictionary(a, kind, rng) for a in arrays]
+        controls = [control_dictionary(a, kind, rng, factor) for a in arrays]
         total += pairwise_matrix(controls, fill_diagonal=0.0)
     mean = total / n_draws
     np.fill_diagonal(mean, np.nan)
@@ -143,8 +161,14 @@ def bootstrap_mean(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, f
     return float(values.mean()), float(low), float(high)
 
 
+def _kinds_and_factor(activations: Any) -> tuple[tuple[str, ...], np.ndarray | None]:
+    if activations is None:
+        return CONTROLS, None
+    return (*CONTROLS, MATCHED), covariance_factor(activations)
+
+
 def stability_with_controls(
-    dictionaries: Mapping[str, np.ndarray], n_random: int, n_boot: int, seed: int
+    dictionaries: Mapping[str, np.ndarray], n_random: int, n_boot: int, seed: int, activations: Any = None
 ) -> dict[str, Any]:
     """PWMCC across seeds, the Gaussian and shuffled-decoder controls, and the gap with a seed-bootstrap CI.
 
@@ -152,8 +176,10 @@ def stability_with_controls(
     over pairs, per control ``controls[kind]`` with its ``matrix``, ``mean``/``sd`` over
     pairs and ``gap``/``gap_ci_low``/``gap_ci_high`` (trained minus control, mean over
     pairs), the closed-form Gaussian expectation ``gaussian_expected`` (equal widths),
-    and ``pairs`` (one record per pair).
+    and ``pairs`` (one record per pair). With ``activations`` ([rows, d]) the
+    ``covariance`` control is added (its own random stream, so the others are unchanged).
     """
+    kinds, factor = _kinds_and_factor(activations)
     names = sorted(dictionaries)
     arrays = _check_dictionaries([dictionaries[name] for name in names])
     observed = pairwise_matrix(arrays)
@@ -167,8 +193,8 @@ def stability_with_controls(
     rows, cols = np.triu_indices(len(names), k=1)
     pairs = [{"a": names[i], "b": names[j], "pwmcc": observed[i, j]} for i, j in zip(rows, cols)]
     controls = {}
-    for index, kind in enumerate(CONTROLS):
-        matrix = control_matrix(arrays, kind, n_random, seed + 1000 * (index + 1))
+    for index, kind in enumerate(kinds):
+        matrix = control_matrix(arrays, kind, n_random, seed + 1000 * (index + 1), factor)
         mean, sd = _mean_sd(upper_pairs(matrix))
         gap = observed - matrix
         np.fill_diagonal(gap, 0.0)
@@ -187,30 +213,37 @@ def score_with_controls(
     n_random: int,
     n_boot: int,
     seed: int,
+    activations: Any = None,
 ) -> dict[str, Any]:
     """A per-dictionary score (e.g. Fourier overlap), the same score of each control, and the gap.
 
     ``per_dictionary[name]`` holds the score and each control's mean over ``n_random``
     draws; ``mean``/``sd`` are over dictionaries; ``controls[kind]`` has the control's
     mean/sd and the gap (score minus control, mean over dictionaries) with a 95% CI
-    resampling dictionaries.
+    resampling dictionaries. With ``activations`` the ``covariance`` control is added,
+    drawn from its own random stream (the other controls' values are unchanged).
     """
     if n_random < 1:
         raise InputError(f"n_random: expected >= 1, got {n_random}")
+    kinds, factor = _kinds_and_factor(activations)
     names = sorted(dictionaries)
     rng = np.random.default_rng(seed)
+    matched_rng = np.random.default_rng([seed, 1])
     per_dictionary = {}
     for name in names:
         dictionary = np.asarray(dictionaries[name], dtype=np.float64)
         entry = {"score": float(score(dictionary))}
         for kind in CONTROLS:
             entry[kind] = float(np.mean([score(control_dictionary(dictionary, kind, rng)) for _ in range(n_random)]))
+        if factor is not None:
+            entry[MATCHED] = float(np.mean([score(control_dictionary(dictionary, MATCHED, matched_rng, factor))
+                                            for _ in range(n_random)]))  # fmt: skip
         per_dictionary[name] = entry
     scores = np.array([per_dictionary[n]["score"] for n in names])
     result: dict[str, Any] = {"names": names, "per_dictionary": per_dictionary}
     result["mean"], result["sd"] = _mean_sd(scores)
     controls = {}
-    for index, kind in enumerate(CONTROLS):
+    for index, kind in enumerate(kinds):
         control = np.array([per_dictionary[n][kind] for n in names])
         mean, sd = _mean_sd(control)
         point, low, high = bootstrap_mean(scores - control, n_boot, seed + index)

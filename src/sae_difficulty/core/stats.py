@@ -323,6 +323,15 @@ def compare_scores(
     label_perm = label_permutation_test(labels, a, b, n_perm=n_perm, seed=seed)
     paired_perm = paired_permutation_test(labels, a, b, n_perm=n_perm, seed=seed)
     delong = delong_test(labels, a, b)
+    return comparison_record(labels, a, b, (delta, low, high), label_perm, paired_perm, delong, n_boot, n_perm, seed)
+
+
+def comparison_record(
+    labels: np.ndarray, a: np.ndarray, b: np.ndarray, delta_ci: tuple[float, float, float], label_perm: dict[str, Any],
+    paired_perm: dict[str, Any], delong: dict[str, Any], n_boot: int, n_perm: int, seed: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The dict :func:`compare_scores` returns, from its parts (shared with the block-resampled comparison)."""
+    delta, low, high = delta_ci
     return {
         "auroc_a": auroc(labels, a),
         "auroc_b": auroc(labels, b),
@@ -443,3 +452,32 @@ def feature_effect_tests(
     if feature_names is not None:
         frame.insert(0, "feature", list(feature_names))
     return frame
+
+
+# --------------------------------------------------------------------------- bootstrap helpers (SAE evaluations)
+
+
+def bootstrap_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Seeded resamples with replacement of ``n`` items, as an index array [n_boot, n].
+
+    Drawn in one call, ``rng.integers(0, n, (n_boot, n))``: the draw order of
+    ``scipy.stats.bootstrap`` (unbatched), so a statistic indexed with these rows sees the
+    same resamples scipy's percentile bootstrap would.
+    """
+    return rng.integers(0, n, size=(n_boot, n))
+
+
+def percentile_interval(replicates: Any, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap ``replicates`` at ``level`` (two-sided), over the finite ones.
+
+    (nan, nan) when no replicate is finite. The percentiles are ``50 ∓ 50 * level``
+    (2.5 and 97.5 exactly at the default), numpy's linear interpolation.
+    """
+    if not 0 < level < 1:
+        raise InputError(f"level: expected a number in (0, 1), got {level!r}")
+    values = np.asarray(replicates, dtype=np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    low, high = np.percentile(finite, [50 - 50 * level, 50 + 50 * level])
+    return float(low), float(high)

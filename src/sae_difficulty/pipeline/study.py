@@ -19,6 +19,7 @@ from sae_difficulty.pipeline.study_modular import (
     MODULAR_STAGE_VERSIONS,
     add_modular_nodes,
 )
+from sae_difficulty.pipeline.study_synthetic import SYNTHETIC_STAGE_VERSIONS, add_synthetic_nodes
 
 STAGE_VERSIONS = {
     "backbone": "1",
@@ -28,13 +29,14 @@ STAGE_VERSIONS = {
     "sae_activations": "1",
     "sae": "2",
     "sae_quality": "1",
-    "sae_stability": "1",
+    "sae_stability": "2",
     "codes": "1",
-    "probe": "1",
-    "causal": "1",
+    "probe": "2",
+    "causal": "2",
     "selective": "1",
-    "synthesis": "1",
+    "synthesis": "2",
     **MODULAR_STAGE_VERSIONS,
+    **SYNTHETIC_STAGE_VERSIONS,
     **EVAL_STAGE_VERSIONS,
 }
 
@@ -91,8 +93,11 @@ def memory_request_mb(node: Node, base_mb: int) -> int:
         extra += 3 * 4 * backbone_parameters(backbone.params)
     if node.stage == "sae":
         activations = node.parents["activations"]
-        model = activations.parents["backbone"].params if "backbone" in activations.parents else {}
-        d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else model.get("d_model", UNKNOWN_HUB_WIDTH)
+        # The cache's source: a backbone (d_model, or a hub width) or the synthetic model (hidden_dim).
+        source = activations.parents.get("backbone") or activations.parents.get("model")
+        model = source.params if source is not None else {}
+        width = model.get("d_model") or model.get("hidden_dim") or UNKNOWN_HUB_WIDTH
+        d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else width
         # weights, gradients and two Adam moments of W_enc and W_dec
         extra += 4 * 4 * 2 * d_in * d_in * node.params["expansion"]
     return int(base_mb + extra / 2**20)
@@ -141,7 +146,7 @@ def _dataset_params(config: dict[str, Any], modality: str, dataset: str) -> dict
 
 def _etth1_reference(section: dict[str, Any]) -> dict[str, Any]:
     etth1 = dict(section["datasets"]["etth1"])
-    reference = {k: etth1[k] for k in ("path", "sha256", "target", "train_fraction")}
+    reference = {k: etth1[k] for k in ("path", "sha256", "target", "pretrain_fraction")}
     if etth1.get("sha256") is None:
         reference["content_sha256"] = file_sha256(etth1["path"])
     return reference
@@ -151,7 +156,8 @@ def _pool_params(config: dict[str, Any], modality: str) -> dict[str, Any]:
     """What the backbone was trained on, for stages that draw from the same pool.
 
     The TSFM's SAE activations and spliced-loss windows come from its pretraining mix
-    (synthetic series + ETTh1 before the cutoff); the LM's from its held-apart corpus.
+    (synthetic series + ETTh1 before the pretraining cutoff, before every evaluated
+    window); the LM's from its held-apart corpus.
     """
     section = config[modality]
     if modality == "llm":
@@ -169,10 +175,17 @@ def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[s
     if modality == "llm":
         params["corpus"] = section["corpus"]
     else:
-        # The demo Chronos also pretrains on ETTh1's training part: the cutoff and the
-        # file are part of what it learned.
+        # The demo Chronos also pretrains on ETTh1 before the pretraining cutoff: the
+        # cutoff and the file are part of what it learned.
         params["etth1"] = _etth1_reference(section)
     return params
+
+
+def _probe_params(config: dict[str, Any], pooling: str, scope: str) -> dict[str, Any]:
+    """A probe node's params: the probe section, the pooling and the label rule with ``scope``."""
+    return {"pooling": pooling, "seed": config["seed"],
+            "labels": {"quantile": config["labels"]["quantile"], "scope": scope},
+            **{k: v for k, v in config["probe"].items() if k != "poolings"}}  # fmt: skip
 
 
 def build_plan(config: dict[str, Any]) -> StudyPlan:
@@ -182,6 +195,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
     sae_cfg = config["sae"]
     primary_arch, primary_exp, primary_seed = sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]
     primary_pooling = config["probe"]["poolings"][0]
+    labels = config["labels"]
     llm_handles: dict[str, Any] = {"sae": {}, "datasets": {}}
     for modality in MODALITIES:
         section = config[modality]
@@ -231,10 +245,17 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                             {"sae": sae, "activations": acts, "backbone": primary},
                         ))  # fmt: skip
                     if len(seeds) > 1:
+                        halves = {}
+                        if sae_cfg["halves_control"] and (layer, arch, expansion) == (layers[0], primary_arch, primary_exp):
+                            # The primary recipe again on each half of the cache: the data-split reference.
+                            primary_spec = seeds[primary_seed].params
+                            halves = {f"half_{rows}": plan.add("sae", f"{sae_key(modality, layer, arch, expansion, primary_seed)}/{rows}",
+                                                               {**primary_spec, "rows": rows}, {"activations": acts})
+                                      for rows in ("first_half", "second_half")}  # fmt: skip
                         plan.sae_stability.append(plan.add(
                             "sae_stability", f"{modality}/L{layer}/{arch}-x{expansion}/stability",
                             {"n_random": sae_cfg["stability_random_draws"], "seed": seed},
-                            {f"seed_{s}": node for s, node in seeds.items()},
+                            {**{f"seed_{s}": node for s, node in seeds.items()}, "activations": acts, **halves},
                         ))  # fmt: skip
         if modality == "llm":
             llm_handles["sae"] = {layer: sae_nodes[(layer, primary_arch, primary_exp, primary_seed)] for layer in layers}
@@ -263,22 +284,24 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                             llm_handles["datasets"].setdefault(dataset, {})[layer] = {
                                 "evaluate": evaluations[section["primary_backbone"]], "extract": extract, "codes": codes}
                         for pooling in config["probe"]["poolings"]:
-                            probe = plan.add(
-                                "probe", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe",
-                                {"pooling": pooling, "seed": seed, "labels": config["labels"],
-                                 **{k: v for k, v in config["probe"].items() if k != "poolings"}},
-                                {"evaluate": evaluations[section["primary_backbone"]],
-                                 "extract": extract, "codes": codes},
-                            )  # fmt: skip
+                            probe_key = f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe"
+                            probe_parents = {"evaluate": evaluations[section["primary_backbone"]],
+                                             "extract": extract, "codes": codes, "tasks": tasks}  # fmt: skip
+                            probe = plan.add("probe", probe_key, _probe_params(config, pooling, labels["scope"]), probe_parents)
                             is_headline = (layer, arch, expansion, pooling) == (layers[0], primary_arch, primary_exp, primary_pooling)
                             if is_headline:
                                 headline_probe = probe
+                                if labels.get("robustness_scope"):
+                                    # The same headline probe with the other label scope: a robustness row.
+                                    plan.sweep_probes.append(plan.add(
+                                        "probe", f"{probe_key}-labels-{labels['robustness_scope']}",
+                                        _probe_params(config, pooling, labels["robustness_scope"]), probe_parents))  # fmt: skip
                             else:
                                 plan.sweep_probes.append(probe)
             sae = sae_nodes[(layers[0], primary_arch, primary_exp, primary_seed)]
             causal = plan.add(
                 "causal", f"{modality}/{dataset}/causal",
-                {"seed": seed, **config["causal"], **section["causal"],
+                {"seed": seed, **config["causal"], **section["causal"], "block_length": config["probe"]["block_length"],
                  "min_explained_variance": sae_cfg["min_explained_variance"], "layer": layers[0]},
                 {"backbone": primary, "tasks": tasks, "sae": sae, "probe": headline_probe,
                  "activations": activation_nodes[layers[0]]},
@@ -291,6 +314,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
             plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
     plan.modular = add_modular_nodes(plan, config)
     plan.evals = add_eval_nodes(plan, config, llm_handles)
+    plan.synthetic = add_synthetic_nodes(plan, config)
     plan.synthesis = _add_synthesis(plan, config)
     return plan
 
@@ -318,23 +342,30 @@ def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
     for node in plan.sae_stability:
         role = f"sae_stability__{node.id}"
         parents[role] = node
-        description = _describe_sae(next(iter(node.parents.values())))
+        seed_roles = [r for r in node.parents if r.startswith("seed_")]  # the other parent is the activations
+        description = _describe_sae(node.parents[seed_roles[0]])
         description.pop("seed")
-        stability_rows.append({"role": role, "seeds": sorted(int(r.split("_")[1]) for r in node.parents), **description})
+        stability_rows.append({"role": role, "seeds": sorted(int(r.split("_")[1]) for r in seed_roles), **description})
     for node in plan.sweep_probes:
         role = f"probe__{node.id}"
         parents[role] = node
         modality, dataset, layer, sae_name, pooling = node.key.split("/")[:5]
         arch, expansion = sae_name.split("-")
         sweep_rows.append({"role": role, "column": f"{modality}_{dataset}", "layer": int(layer[1:]),
-                           "architecture": arch, "expansion": int(expansion[1:]), "pooling": pooling})  # fmt: skip
+                           "architecture": arch, "expansion": int(expansion[1:]), "pooling": pooling,
+                           "label_scope": node.params["labels"]["scope"]})  # fmt: skip
     modular_role = None
     if plan.modular:
         modular_role = f"modular_stability__{plan.modular['stability'].id}"
         parents[modular_role] = plan.modular["stability"]
+    extra: dict[str, Any] = {}
+    if plan.synthetic:  # only then: a config without the synthetic study keeps its synthesis id
+        extra["ground_truth_role"] = f"ground_truth__{plan.synthetic['answer'].id}"
+        parents[extra["ground_truth_role"]] = plan.synthetic["answer"]
     sae_cfg = config["sae"]
     params = {
         "modular_role": modular_role,
+        **extra,
         "name": config["name"],
         "seed": config["seed"],
         "primary": {"architecture": sae_cfg["architectures"][0], "expansion": sae_cfg["expansions"][0],

@@ -10,6 +10,7 @@ trained by the project's ``sae`` stage unchanged -> ``eval_cross_domain``;
 tasks' difficulty labels); ``eval_transcoder`` (SAE vs skip-transcoder on the MLP);
 ``eval_steering`` (SAE decoder direction vs diff-of-means); ``eval_circuit``
 (faithfulness of top-K attributed features at every ``llm.layers`` layer);
+``eval_meta_structure`` (a meta-SAE on the primary SAE's decoder rows vs random rows);
 ``eval_external`` per configured external SAE. ``workflow.build_plan`` calls
 :func:`add_eval_nodes`; the ledger (``results/ledger.md``) reads every result node.
 """
@@ -31,10 +32,21 @@ EVAL_STAGE_VERSIONS = {
     "eval_transcoder": "1",
     "eval_steering": "1",
     "eval_circuit": "1",
+    "eval_meta_structure": "1",
     "eval_external": "1",
 }
 DOMAINS = ("prose", "code")
 EVAL_STAGES = tuple(stage for stage in EVAL_STAGE_VERSIONS if stage.startswith("eval_"))
+#: Section titles of ``results/sae_evals.md``, one per evaluation stage, in report order.
+EVAL_TITLES = {
+    "eval_cross_domain": "Cross-domain generalization (prose- vs code-trained SAEs)",
+    "eval_sparse_probing": "Sparse probing (top-k SAE latents vs top-k residual dimensions)",
+    "eval_transcoder": "SAE vs skip-transcoder (same MLP, recipe and token budget)",
+    "eval_steering": "Steering towards code: SAE feature vs diff-of-means, at matched fluency",
+    "eval_circuit": "Feature-circuit faithfulness: top-K attributed features vs random K",
+    "eval_meta_structure": "Meta-structure: a small meta-SAE on the decoder rows vs on random directions",
+    "eval_external": "External SAEs",
+}
 
 
 def domain_sae_role(domain: str, architecture: str) -> str:
@@ -118,6 +130,11 @@ def add_eval_nodes(plan: Plan, config: dict[str, Any], llm: dict[str, Any]) -> d
         {"layers": circuit_layers, "seed": seed, **section["circuit"], "encode_fidelity": fidelity,
          "context_length": section["domains"]["context_length"], **corpus},
         {"backbone": backbone, **{f"sae_L{lay}": llm["sae"][lay] for lay in circuit_layers}},
+    ))  # fmt: skip
+    nodes["eval_meta_structure"].append(plan.add(
+        "eval_meta_structure", f"evals/L{layer}/meta_structure",
+        {"layer": layer, "seed": seed, **section["meta_structure"]},
+        {"sae": primary_sae},
     ))  # fmt: skip
     for external in section["external_saes"]:
         nodes["eval_external"].append(plan.add(

@@ -20,7 +20,7 @@ from sae_difficulty.pipeline.plan import Node, Plan
 MODULAR_STAGE_VERSIONS = {
     "modular_backbone": "1",
     "modular_activations": "1",
-    "modular_stability": "1",
+    "modular_stability": "2",
 }
 
 BACKBONE_KEYS = (

@@ -12,18 +12,12 @@ from typing import Any
 
 import pandas as pd
 
+from sae_difficulty.pipeline.study_evals import EVAL_TITLES
 from sae_difficulty.reports.ledger import HEADLINE_FILE, ledger_status
 from sae_difficulty.utils.io import read_json
 from sae_difficulty.utils.markdown import markdown_table_lines
 
-TITLES = {
-    "eval_cross_domain": "Cross-domain generalization (prose- vs code-trained SAEs)",
-    "eval_sparse_probing": "Sparse probing (top-k SAE latents vs top-k residual dimensions)",
-    "eval_transcoder": "SAE vs skip-transcoder (same MLP, recipe and token budget)",
-    "eval_steering": "Steering towards code: SAE feature vs diff-of-means, at matched fluency",
-    "eval_circuit": "Feature-circuit faithfulness: top-K attributed features vs random K",
-    "eval_external": "External SAEs",
-}
+TITLES = EVAL_TITLES
 MAX_ROWS = 40
 
 

@@ -1,8 +1,8 @@
 """PNG figures of the shared analyses (matplotlib, Agg, deterministic bytes).
 
-Figures are built on ``matplotlib.figure.Figure`` with an explicit Agg canvas (no
-pyplot global state and no global backend switch, so nothing leaks between calls). PNGs are written at a fixed
-dpi with the "Software" metadata removed, so the same inputs give identical bytes.
+Figures are built on ``matplotlib.figure.Figure`` and written by
+:func:`sae_difficulty.utils.plotting.save_figure` (Agg canvas, fixed dpi, no "Software"
+metadata: the same inputs give identical bytes).
 """
 
 from __future__ import annotations
@@ -14,23 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from sae_difficulty.utils.errors import InputError
-
-DPI = 120
-_PNG_METADATA = {"Software": None}
-
-
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise InputError(f"path: expected a .png file, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI, format="png", metadata=_PNG_METADATA)
-    return path
+from sae_difficulty.utils.plotting import save_figure
 
 
 def _frame(table: Any, required: set[str], name: str) -> pd.DataFrame:
@@ -83,7 +70,7 @@ def plot_ladder(table: Any, path: str | os.PathLike, title: str, deltas: Mapping
         ]
         fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, va="bottom")
         fig.subplots_adjust(bottom=0.14 + 0.035 * len(lines))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_risk_coverage(results: Mapping[str, Mapping[str, Any]], path: str | os.PathLike, title: str) -> Path:
@@ -113,7 +100,7 @@ def plot_risk_coverage(results: Mapping[str, Mapping[str, Any]], path: str | os.
     ax.set_ylabel("risk (mean error of kept)")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(report: Mapping[str, Any], path: str | os.PathLike, title: str) -> Path:
@@ -148,7 +135,7 @@ def plot_reliability(report: Mapping[str, Any], path: str | os.PathLike, title: 
     ax.legend(fontsize=7, loc="upper left")
     ax_counts.set_xlabel("predicted probability")
     ax_counts.set_ylabel("count (before)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_cascade(report: Mapping[str, Any], path: str | os.PathLike, title: str) -> Path:
@@ -184,7 +171,7 @@ def plot_cascade(report: Mapping[str, Any], path: str | os.PathLike, title: str)
     ax.set_ylabel("mean error")
     ax.set_title(title)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_feature_effects(frame: Any, path: str | os.PathLike, title: str) -> Path:
@@ -220,4 +207,4 @@ def plot_feature_effects(frame: Any, path: str | os.PathLike, title: str) -> Pat
     ax.set_title(title)
     if groups != [None]:
         ax.legend(title="positions", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)

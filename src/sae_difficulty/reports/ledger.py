@@ -26,16 +26,16 @@ import pandas as pd
 
 from sae_difficulty.pipeline.plan import Node
 from sae_difficulty.pipeline.store import MANIFEST, read_manifest
+from sae_difficulty.pipeline.study_evals import EVAL_STAGES
+from sae_difficulty.pipeline.study_synthetic import SYNTHETIC_RESULT_STAGES
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import read_json, write_parquet
 from sae_difficulty.utils.markdown import markdown_table_lines
 
 HEADLINE_FILE = "headline.json"
 #: Stages whose nodes hold a result (one ledger row each).
-RESULT_STAGES = (
-    "probe", "causal", "selective", "sae_quality", "sae_stability", "modular_stability",
-    "eval_cross_domain", "eval_sparse_probing", "eval_transcoder", "eval_steering", "eval_circuit", "eval_external",
-)  # fmt: skip
+RESULT_STAGES = ("probe", "causal", "selective", "sae_quality", "sae_stability", "modular_stability", *EVAL_STAGES,
+                 *SYNTHETIC_RESULT_STAGES)
 COLUMNS = (
     "stage", "key", "node", "model", "hook_point", "params", "sae_tokens", "hardware", "wall_time_s",
     "metric", "value", "ci_low", "ci_high", "null", "claim", "status",
@@ -141,6 +141,9 @@ def describe_model(node: Node) -> str:
     """The backbone a node's result comes from: a hub name, or the demo model's shape."""
     backbone = next((n for n in _ancestors(node) if n.stage.endswith("backbone")), None)
     if backbone is None:
+        synthetic = next((n for n in _ancestors(node) if n.stage == "synthetic_model"), None)
+        if synthetic is not None:  # the ground-truth study: an sae-lens synthetic model, no backbone
+            return f"sae-lens synthetic: {synthetic.params['num_features']} true features in d{synthetic.params['hidden_dim']}"
         return ""
     params = backbone.params
     if params.get("hub"):

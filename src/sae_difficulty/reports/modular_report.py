@@ -209,7 +209,9 @@ def synthesis_rows(stability_dir: str | os.PathLike) -> pd.DataFrame:
     Columns: ``modality`` ("modular"), ``layer``, ``sae`` ("topk x8"), ``seeds``, means over
     seeds of ``explained_variance``, ``l0``, ``dead_fraction``, ``fourier_overlap``; ``pwmcc``
     (mean over seed pairs), the Gaussian controls ``pwmcc_random`` and
-    ``fourier_overlap_random``, the gap ``pwmcc_gap`` with its 95% CI, and
+    ``fourier_overlap_random``, the gap ``pwmcc_gap`` with its 95% CI, the
+    covariance-matched controls ``pwmcc_random_matched`` and
+    ``fourier_overlap_random_matched``, and
     ``stability_node`` (a ``modular_stability`` node id: map it to that stage in the footnotes).
     """
     stability_dir = Path(stability_dir)
@@ -222,6 +224,8 @@ def synthesis_rows(stability_dir: str | os.PathLike) -> pd.DataFrame:
             "dead_fraction": row["dead_fraction_mean"], "pwmcc": row["pwmcc_mean"], "pwmcc_random": row["pwmcc_gaussian"],
             "pwmcc_gap": row["pwmcc_gap_gaussian"], "pwmcc_gap_ci_low": row["pwmcc_gap_gaussian_ci_low"],
             "pwmcc_gap_ci_high": row["pwmcc_gap_gaussian_ci_high"], "fourier_overlap": row["fourier_overlap_mean"],
-            "fourier_overlap_random": row["fourier_overlap_gaussian"], "stability_node": stability_dir.name,
+            "fourier_overlap_random": row["fourier_overlap_gaussian"],
+            "pwmcc_random_matched": row.get("pwmcc_covariance"), "fourier_overlap_random_matched": row.get("fourier_overlap_covariance"),
+            "stability_node": stability_dir.name,
         })  # fmt: skip
     return pd.DataFrame.from_records(records)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from sae_difficulty.core.verdicts import DEFAULT_MARGIN, delta_verdict, verdict_words
+from sae_difficulty.reports.latex import latex_escape, latex_frame, latex_table  # noqa: F401  (the one escaping path)
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import read_json
 
@@ -88,7 +90,22 @@ def load_result(directory: Path, name: str) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- per-column rows
-def probe_cells(probe: dict[str, Any], node_id: str) -> dict[str, Cell]:
+def margin_of(rules: dict[str, Any]) -> float:
+    """The equivalence margin of the verdicts (``synthesis.equivalence_margin``)."""
+    return float(rules.get("equivalence_margin", DEFAULT_MARGIN))
+
+
+def delta_verdict_of(delta: dict[str, Any], margin: float) -> str:
+    """The four-word verdict of one Δ entry (95 % and 90 % CIs; a result without the 90 % CI is read as unknown)."""
+    ci90 = (delta.get("ci90_low", float("nan")), delta.get("ci90_high", float("nan")))
+    return delta_verdict((delta["ci_low"], delta["ci_high"]), ci90, margin)
+
+
+def verdict_row(margin: float) -> str:
+    return f"verdict on Δ(P3−P2) (margin ±{margin:g} AUROC)"
+
+
+def probe_cells(probe: dict[str, Any], node_id: str, margin: float = DEFAULT_MARGIN) -> dict[str, Cell]:
     ladder = probe["ladder"]
     cells = {}
     for row in ladder["table"]:
@@ -103,6 +120,7 @@ def probe_cells(probe: dict[str, Any], node_id: str) -> dict[str, Cell]:
             d["delta"], d["ci_low"], d["ci_high"], d["p_paired_permutation"],
         )  # fmt: skip
     d = ladder["deltas"]["P3-P2"]
+    cells[verdict_row(margin)] = Cell(delta_verdict_of(d, margin), "probe", node_id, d["delta"], d["ci_low"], d["ci_high"])
     cells["p of P3−P2: paired perm / label perm / DeLong"] = Cell(
         f"{fmt_p(d['p_paired_permutation'])} / {fmt_p(d['p_label_permutation'])} / {fmt_p(d['p_delong'])}",
         "probe", node_id, p=d["p_paired_permutation"],
@@ -111,12 +129,32 @@ def probe_cells(probe: dict[str, Any], node_id: str) -> dict[str, Cell]:
     return cells
 
 
+def control_text(entry: dict[str, Any]) -> str:
+    """``k/n (random sets: median, 95th pct)`` plus the empirical p when there is a control."""
+    text = f"{entry['n_significant']}/{entry['n_features']}"
+    control = entry.get("control")
+    if control:
+        text += (f" (random sets: {fmt(control['median'], 1)}, {fmt(control['p95'], 1)}; "
+                 f"p {fmt_p(control['p_empirical'])}, {control['n_sets']} sets)")  # fmt: skip
+    return text
+
+
 def causal_cells(causal: dict[str, Any], node_id: str) -> dict[str, Cell]:
     cells = {}
-    for positions, label in (("all", "causal: all positions, k significant"), ("last", "causal: boundary position only, k significant")):
+    for positions, label in (("all", "causal: all prompt/context positions, k/n (random sets: median, 95th pct)"),
+                             ("last", "causal: boundary position only, k/n (random sets: median, 95th pct)")):  # fmt: skip
         entry = causal["by_positions"][positions]
-        cells[label] = Cell(f"{entry['n_significant']}/{entry['n_features']}", "causal", node_id, entry["n_significant"])
+        p = (entry.get("control") or {}).get("p_empirical")
+        cells[label] = Cell(control_text(entry), "causal", node_id, entry["n_significant"], p=p)
     return cells
+
+
+def causal_beyond_control(entry: dict[str, Any]) -> bool:
+    """A causal effect: at least one feature significant and k above the random sets' 95th percentile
+    (without a control, k >= 1 as in the original study)."""
+    control = entry.get("control")
+    k = entry["n_significant"]
+    return bool(k >= 1 and (control is None or k > control["p95"]))
 
 
 def selective_cells(selective: dict[str, Any], node_id: str) -> dict[str, Cell]:
@@ -144,24 +182,33 @@ def selective_cells(selective: dict[str, Any], node_id: str) -> dict[str, Cell]:
 
 # ----------------------------------------------------------------------------- verdicts
 def verdicts(column_data: dict[str, dict[str, Any]], rules: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per column: does the predictive null hold, is there a causal effect, is the selective predictor deployable?
+    """Per column: the verdict on Δ(P3−P2), is there a causal effect, is the selective predictor deployable?
 
-    - predictive null (SAE adds nothing over raw): the 95% CI of Δ(P3−P2) contains 0;
-    - causal effect: at least one ablated feature is significant (corrected) at all positions;
+    - ``delta_verdict``: one of SAE adds signal / SAE worse / equivalent within ±m /
+      inconclusive (:func:`~sae_difficulty.core.verdicts.delta_verdict`, m =
+      ``rules["equivalence_margin"]``);
+    - causal effect: at least one ablated top feature significant (corrected) at all
+      prompt/context positions and k above the 95th percentile of the frequency-matched
+      random sets (:func:`causal_beyond_control`);
     - deployable: P3's AUROC CI excludes 0.5 and P3 captures at least
       ``deployable_min_pct_oracle`` percent of the oracle's AURC gain.
     """
     out = {}
+    margin = margin_of(rules)
     for name, data in column_data.items():
         delta = data["probe"]["ladder"]["deltas"]["P3-P2"]
         p3 = next(row for row in data["probe"]["ladder"]["table"] if row["rung"] == "P3")
         pct = data["selective"]["risk_coverage"][data["selective"]["headline_rung"]]["pct_oracle_captured"]
         pct = pct if pct is not None else float("nan")
-        k_all = data["causal"]["by_positions"]["all"]["n_significant"]
+        causal_all = data["causal"]["by_positions"]["all"]
+        k_all = causal_all["n_significant"]
+        control = causal_all.get("control") or {}
         out[name] = {
-            "predictive_null": bool(delta["ci_low"] <= 0.0 <= delta["ci_high"]),
-            "sae_better_than_raw": bool(delta["ci_low"] > 0.0),
-            "causal_effect": bool(k_all >= 1),
+            "delta_verdict": delta_verdict_of(delta, margin), "equivalence_margin": margin,
+            "ci90": [delta.get("ci90_low"), delta.get("ci90_high")],
+            "causal_effect": causal_beyond_control(causal_all),
+            "k_random_median": control.get("median"), "k_random_p95": control.get("p95"),
+            "p_causal_control": control.get("p_empirical"),
             "deployable_selective": bool(p3["auroc_ci_low"] > 0.5 and math.isfinite(pct) and pct >= rules["deployable_min_pct_oracle"]),
             "delta": delta["delta"], "ci": [delta["ci_low"], delta["ci_high"]], "k_all": k_all,
             "n_features": data["causal"]["by_positions"]["all"]["n_features"], "pct_oracle": pct,
@@ -172,27 +219,30 @@ def verdicts(column_data: dict[str, dict[str, Any]], rules: dict[str, Any]) -> d
 
 def summary_lines(column_modalities: dict[str, str], verdict: dict[str, dict[str, Any]], rules: dict[str, Any]) -> list[str]:
     lines = []
+    margin = margin_of(rules)
+    words = verdict_words(margin)
     for modality in sorted(set(column_modalities.values())):
         names = [n for n, m in column_modalities.items() if m == modality]
         parts = []
         for name in names:
             v = verdict[name]
-            if v["predictive_null"]:
-                q1 = f"the predictive null holds (Δ(P3−P2) {fmt_signed(v['delta'])}, CI {fmt_ci(*v['ci'], signed=True)} spans 0)"
-            elif v["sae_better_than_raw"]:
-                q1 = f"SAE features add signal beyond raw activations (Δ(P3−P2) {fmt_signed(v['delta'])}, CI {fmt_ci(*v['ci'], signed=True)})"
-            else:
-                q1 = f"SAE features do worse than raw activations (Δ(P3−P2) {fmt_signed(v['delta'])}, CI {fmt_ci(*v['ci'], signed=True)})"
-            q2 = (f"a causal effect ({v['k_all']}/{v['n_features']} ablated features significant at all positions)"
-                  if v["causal_effect"] else f"no causal effect (0/{v['n_features']} features significant)")  # fmt: skip
+            q1 = (f"{v['delta_verdict']} (Δ(P3−P2) {fmt_signed(v['delta'])}, 95% CI {fmt_ci(*v['ci'], signed=True)}, "
+                  f"90% CI {fmt_ci(*v['ci90'], signed=True)})")  # fmt: skip
+            control = ("" if v["k_random_median"] is None else
+                       f"; random sets: median {fmt(v['k_random_median'], 1)}, 95th pct {fmt(v['k_random_p95'], 1)}, "
+                       f"p {fmt_p(v['p_causal_control'])}")  # fmt: skip
+            q2 = (f"a causal effect ({v['k_all']}/{v['n_features']} ablated features significant at all prompt/context positions{control})"
+                  if v["causal_effect"] else
+                  f"no causal effect beyond random feature sets ({v['k_all']}/{v['n_features']} significant{control})")  # fmt: skip
             q3 = (f"a deployable selective predictor (P3 AUROC {fmt(v['p3_auroc'])}, {fmt(v['pct_oracle'], 1)}% of oracle)"
                   if v["deployable_selective"]
                   else f"no deployable selective predictor (P3 AUROC {fmt(v['p3_auroc'])}, CI low {fmt(v['p3_ci_low'])}, "
                        f"{fmt(v['pct_oracle'], 1)}% of oracle < {fmt(rules['deployable_min_pct_oracle'], 0)}% or CI includes 0.5)")  # fmt: skip
             parts.append(f"{name}: {q1}; {q2}; {q3}.")
-        held = {key: sum(verdict[n][key] for n in names) for key in ("predictive_null", "causal_effect", "deployable_selective")}
+        held = {key: sum(verdict[n][key] for n in names) for key in ("causal_effect", "deployable_selective")}
+        counts = ", ".join(f"{word} in {sum(verdict[n]['delta_verdict'] == word for n in names)}/{len(names)}" for word in words)
         lines.append(
-            f"**{modality}** — predictive null in {held['predictive_null']}/{len(names)}, causal effect in "
+            f"**{modality}** — Δ(P3−P2) verdicts (margin ±{margin:g} AUROC): {counts}; causal effect in "
             f"{held['causal_effect']}/{len(names)}, deployable selective predictor in {held['deployable_selective']}/{len(names)} "
             f"dataset(s). " + " ".join(parts)
         )
@@ -220,7 +270,11 @@ def sae_table(rows: list[dict[str, Any]], quality: dict[str, tuple[dict[str, Any
             "seed": row["seed"], "explained_variance": q["explained_variance"], "l0": q["mean_l0"],
             "dead_fraction": q["dead_fraction"], "spliced_delta": spliced_delta(q["spliced"]),
             "fraction_recovered": q["spliced"].get("fraction_recovered"), "loss_unit": LOSS_UNITS.get(row["modality"], ""),
-            "pwmcc": stab["pwmcc_mean"] if stab else None, "pwmcc_random": stab["random_mean"] if stab else None,
+            "pwmcc": stab["pwmcc_mean"] if stab else None, "pwmcc_random_isotropic": stab["random_mean"] if stab else None,
+            "pwmcc_random_matched": stab.get("matched_mean") if stab else None,
+            "pwmcc_disjoint_halves": stab.get("halves_pwmcc") if stab else None,
+            "stable_beyond_matched": ("yes" if stab["stable_beyond_matched"] else "no")
+            if stab and "stable_beyond_matched" in stab else None,
             "quality_node": node_id, "stability_node": stab_id,
         })  # fmt: skip
     return pd.DataFrame(records)
@@ -274,29 +328,3 @@ def long_frame(table: Table, section: str) -> pd.DataFrame:
     ]  # fmt: skip
     return pd.DataFrame(records, columns=["section", "row", "column", "text", "value", "ci_low", "ci_high", "p", "stage", "node_id"])
 
-
-def latex_escape(text: str) -> str:
-    replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
-                    "{": r"\{", "}": r"\}", "−": "$-$", "→": r"$\rightarrow$", "Δ": r"$\Delta$", "×": r"$\times$"}  # fmt: skip
-    return "".join(replacements.get(ch, ch) for ch in text)
-
-
-def latex_table(table: Table, caption: str, label: str) -> str:
-    spec = "l" + "c" * len(table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join([latex_escape(table.title)] + [latex_escape(c) for c in table.columns]) + r" \\", r"\midrule"]  # fmt: skip
-    for row, cells in table.rows.items():
-        texts = [latex_escape(cells[c].text) if c in cells else "--" for c in table.columns]
-        lines.append(" & ".join([latex_escape(row)] + texts) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}", r"\end{table}", ""]
-    return "\n".join(lines)
-
-
-def latex_frame(frame: pd.DataFrame, caption: str, label: str) -> str:
-    columns = [c for c in frame.columns if not c.endswith("_node")]
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{'l' * len(columns)}}}", r"\toprule",
-             " & ".join(latex_escape(c) for c in columns) + r" \\", r"\midrule"]  # fmt: skip
-    for record in frame.to_dict(orient="records"):
-        lines.append(" & ".join(latex_escape(fmt(record[c]) if isinstance(record[c], float) else str(record[c])) for c in columns) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}", r"\end{table}", ""]
-    return "\n".join(lines)

@@ -25,6 +25,7 @@ from sae_difficulty.saes.encoding import (
 )
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import write_experiment, write_parquet
+from sae_difficulty.utils.plotting import save_figure
 
 # --------------------------------------------------------------------------- quality
 
@@ -110,10 +111,7 @@ def plot_feature_frequency(
     axis.set_title(title)
     axis.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", metadata={"Software": None})
-    return path
+    return save_figure(figure, path, dpi=100)
 
 
 def write_quality_report(

@@ -38,7 +38,7 @@ from sae_difficulty.saes.cache import (
     stream_batches,
 )
 from sae_difficulty.utils.errors import InputError
-from sae_difficulty.utils.io import write_json
+from sae_difficulty.utils.io import read_json, write_json
 from sae_difficulty.utils.numerics import pinned_blas
 
 ARCHITECTURES = ("topk", "relu", "batchtopk")
@@ -302,10 +302,20 @@ def fit_sae(
     return TrainingResult(sae=sae, summary=summary)
 
 
+SAE_CONFIG_FILENAME = "cfg.json"
+
+
 def save_sae(sae: TrainingSAE[Any], out_dir: str | os.PathLike) -> Path:
-    """Save with sae-lens' ``save_inference_model`` (``cfg.json`` + ``sae_weights.safetensors``)."""
+    """Save with sae-lens' ``save_inference_model`` (``cfg.json`` + ``sae_weights.safetensors``).
+
+    sae-lens writes ``cfg.json`` in its dict's insertion order, which differs between
+    runs; it is rewritten with sorted keys so equal SAEs give byte-identical nodes
+    (``SAE.load_from_disk`` reads it as a mapping, so the order does not matter to it).
+    """
     out_dir = Path(out_dir)
     sae.save_inference_model(out_dir)
+    config_path = out_dir / SAE_CONFIG_FILENAME
+    write_json(config_path, read_json(config_path))
     return out_dir
 
 

@@ -30,4 +30,4 @@ def build(ctx: NodeContext) -> None:
         "n_boot": params["n_boot"], "seed": params["seed"],
     })  # fmt: skip
     result = circuit.run_circuit_faithfulness(backbone, saes, examples, config)
-    write_evaluation(ctx.out, "circuit", result, circuit.headline, +1, circuit.plot_faithfulness, checks)
+    write_evaluation(ctx.out, "circuit", result, checks)

@@ -31,7 +31,7 @@ def build(ctx: NodeContext) -> None:
         sae, checks[role] = load_checked_sae(directory / SAE_DIR, heldout[domain], params["encode_fidelity"])
         saes[f"{domain}-{architecture}"] = (sae, domain, architecture)
     result = cross_domain.evaluate_cross_domain(saes, heldout, config)
-    write_evaluation(ctx.out, "cross_domain", result, cross_domain.headline, +1, cross_domain.plot_cross_domain, checks)
+    write_evaluation(ctx.out, "cross_domain", result, checks)
     write_parquet(ctx.out / "selectivity.parquet", result.selectivity_table())
     _, backbone = load_backbone(ctx.parent("backbone"))
 

@@ -81,5 +81,4 @@ def build(ctx: NodeContext) -> None:
             continue
         frames.append(sparse_probing.sparse_probe_task(name, x_sae, x_raw, y.astype(int), train_idx, test_idx, config))
     result = sparse_probing.SparseProbingResult.from_tasks(frames, config)
-    write_evaluation(ctx.out, "sparse_probing", result, sparse_probing.headline, +1, sparse_probing.plot_sparse_probing,
-                     {"sae": check, "skipped_tasks": skipped})  # fmt: skip
+    write_evaluation(ctx.out, "sparse_probing", result, {"sae": check, "skipped_tasks": skipped})

@@ -75,4 +75,4 @@ def build(ctx: NodeContext) -> None:
     )
     checks = {"sae": check, "sae_feature": feature, "sae_feature_rise": float(rise[feature]),
               "cosine_sae_vs_diff_of_means": float(directions["sae"] @ directions["diff_of_means"])}  # fmt: skip
-    write_evaluation(ctx.out, "steering", result, steering.headline, -1, steering.plot_steering, checks)
+    write_evaluation(ctx.out, "steering", result, checks)

@@ -38,5 +38,4 @@ def build(ctx: NodeContext) -> None:
         sae, skip_transcoder, held_in[:rows], held_out[:rows], backbone, heldout_windows[: config.splice_sequences], config
     )
     transcoder.save_pair(sae, skip_transcoder, ctx.out / "models")
-    write_evaluation(ctx.out, "transcoder", result, transcoder.headline, +1, transcoder.plot_transcoder_comparison,
-                     {"training": training})  # fmt: skip
+    write_evaluation(ctx.out, "transcoder", result, {"training": training})

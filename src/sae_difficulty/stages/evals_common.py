@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from sae_difficulty.evals.base import EvalResult, checked_headline, get_evaluation
 from sae_difficulty.evals.encode_fidelity import (
     EncodeFidelityConfig,
     require_encode_fidelity,
@@ -28,15 +29,25 @@ def load_checked_sae(sae_dir: Path, rows: Any, fidelity: dict[str, Any], expecte
     return sae, result.to_dict()
 
 
-def write_evaluation(out: Path, name: str, result: Any, headline: Callable[[Any], dict[str, Any]], claim_sign: int,
-                     plot: Callable[[Any, Path], None] | None = None, checks: dict[str, Any] | None = None) -> None:  # fmt: skip
-    """``<name>.json`` (the result, valid against its module's schema), ``<name>.parquet`` (its table),
-    ``headline.json`` (for the ledger; ``claim_sign`` = the side of the null the cited claim predicts,
-    0 for none), ``<name>.png`` and ``checks.json`` (the encode-fidelity checks of the SAEs it loaded)."""
-    write_json(out / f"{name}.json", result.to_dict())
+def write_evaluation(out: Path, name: str, result: EvalResult, checks: dict[str, Any] | None = None, *,
+                     evaluation: str | None = None, claim_sign: int | None = None) -> None:  # fmt: skip
+    """Write one evaluation node's files, each validated through the registered evaluation's models.
+
+    ``<name>.json`` (the result, valid against the evaluation's generated schema),
+    ``<name>.parquet`` (its table), ``headline.json`` (for the ledger, with ``claim_sign``:
+    the side of the null the cited claim predicts; the registered one unless given),
+    ``<name>.png`` and ``checks.json`` (the encode-fidelity checks of the SAEs it loaded).
+    ``evaluation``: the registered evaluation whose models, headline and plot apply
+    (default ``name``; ``eval_external`` writes ``external.*`` with ``cross_domain``'s).
+    """
+    entry = get_evaluation(evaluation or name)
+    document = result.to_dict()
+    entry.output.check(document)
+    headline = checked_headline(entry, result)
+    write_json(out / f"{name}.json", document)
     write_parquet(out / f"{name}.parquet", result.table())
-    write_json(out / HEADLINE_FILE, {**headline(result), "claim_sign": claim_sign})
+    write_json(out / HEADLINE_FILE, {**headline, "claim_sign": entry.claim_sign if claim_sign is None else claim_sign})
     if checks is not None:
         write_json(out / "checks.json", checks)
-    if plot is not None:
-        plot(result, out / f"{name}.png")
+    if entry.plot is not None:
+        entry.plot(result, out / f"{name}.png")

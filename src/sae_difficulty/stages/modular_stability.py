@@ -20,7 +20,6 @@ import pandas as pd
 
 from sae_difficulty.core import fourier
 from sae_difficulty.core.seed_stability import (
-    CONTROLS,
     score_with_controls,
     stability_with_controls,
 )
@@ -93,7 +92,7 @@ def _architecture_rows(per_sae: pd.DataFrame, stability: dict, overlap: dict) ->
         report, score = stability[architecture], overlap[architecture]
         record["pwmcc_mean"], record["pwmcc_sd"] = report["pwmcc_mean"], report["pwmcc_sd"]
         record["fourier_overlap_mean"], record["fourier_overlap_sd"] = score["mean"], score["sd"]
-        for kind in CONTROLS:
+        for kind in report["controls"]:
             for prefix, gap_prefix, control in (("pwmcc", "pwmcc_gap", report["controls"][kind]),
                                                 ("fourier_overlap", "fourier_gap", score["controls"][kind])):  # fmt: skip
                 record[f"{prefix}_{kind}"], record[f"{prefix}_{kind}_sd"] = control["mean"], control["sd"]
@@ -157,10 +156,10 @@ def build(ctx: NodeContext) -> None:
     stability, overlaps = {}, {kind: {} for kind in direction_sets}
     for index, architecture in enumerate(sorted(decoders)):
         arch_seed = seed + 7919 * index  # distinct, fixed random streams per architecture
-        stability[architecture] = stability_with_controls(decoders[architecture], n_random, n_boot, arch_seed)
+        stability[architecture] = stability_with_controls(decoders[architecture], n_random, n_boot, arch_seed, heldout)
         for kind, directions in direction_sets.items():
             overlaps[kind][architecture] = score_with_controls(decoders[architecture], _overlap_score(directions),
-                                                               n_random, n_boot, arch_seed)  # fmt: skip
+                                                               n_random, n_boot, arch_seed, heldout)  # fmt: skip
     table = _architecture_rows(per_sae, stability, overlaps[primary_kind])
 
     d_sae, d_model = int(per_sae["d_sae"].iloc[0]), heldout.shape[1]

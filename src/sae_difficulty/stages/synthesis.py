@@ -11,20 +11,24 @@ import pandas as pd
 from sae_difficulty import __version__
 from sae_difficulty.pipeline.runner import NodeContext
 from sae_difficulty.reports.modular_report import synthesis_rows
+from sae_difficulty.reports.ground_truth_report import synthesis_rows as ground_truth_rows
 from sae_difficulty.reports.synthesis import (
     Cell,
     Footnotes,
     Table,
     causal_cells,
+    delta_verdict_of,
     fmt,
     fmt_ci,
     fmt_p,
     fmt_signed,
     frame_markdown,
+    latex_escape,
     latex_frame,
     latex_table,
     load_result,
     long_frame,
+    margin_of,
     markdown_table,
     probe_cells,
     sae_table,
@@ -63,7 +67,7 @@ def _main_table(ctx: NodeContext, figures: Path) -> tuple[Table, dict, list[str]
         dirs = {stage: ctx.parent(role) for stage, role in column["roles"].items()}
         results = {stage: load_result(dirs[stage], stage) for stage in dirs}
         cells = {
-            **probe_cells(results["probe"], dirs["probe"].name),
+            **probe_cells(results["probe"], dirs["probe"].name, margin_of(ctx.params["verdicts"])),
             **causal_cells(results["causal"], dirs["causal"].name),
             **selective_cells(results["selective"], dirs["selective"].name),
         }
@@ -91,13 +95,18 @@ def _sae_section(ctx: NodeContext, figures: Path) -> tuple[pd.DataFrame, list[st
 
 
 def _sweep_table(ctx: NodeContext) -> Table:
-    table = Table("sweep", ["P2 AUROC", "P3 AUROC", "Δ(P3−P2) [95% CI]", "p (paired perm)"])
+    margin = margin_of(ctx.params["verdicts"])
+    table = Table("sweep", ["P2 AUROC", "P3 AUROC", "Δ(P3−P2) [95% CI]", "p (paired perm)", f"verdict (±{margin:g})"])
+    headline_scope = ctx.params["primary"]["labels"]["scope"]
     for row in ctx.params["sweep_rows"]:
         directory = ctx.parent(row["role"])
         ladder = load_result(directory, "probe")["ladder"]
         aurocs = {r["rung"]: r["auroc"] for r in ladder["table"]}
         delta = ladder["deltas"]["P3-P2"]
         label = f"{row['column']} L{row['layer']} {row['architecture']} x{row['expansion']} {row['pooling']}"
+        scope = row.get("label_scope", headline_scope)
+        if scope != headline_scope:
+            label += f" labels: {scope} scope"
         node = directory.name
         table.put(label, "P2 AUROC", Cell(fmt(aurocs["P2"]), "probe", node, aurocs["P2"]))
         table.put(label, "P3 AUROC", Cell(fmt(aurocs["P3"]), "probe", node, aurocs["P3"]))
@@ -105,6 +114,7 @@ def _sweep_table(ctx: NodeContext) -> Table:
             f"{fmt_signed(delta['delta'])} {fmt_ci(delta['ci_low'], delta['ci_high'], signed=True)}", "probe", node,
             delta["delta"], delta["ci_low"], delta["ci_high"], delta["p_paired_permutation"]))  # fmt: skip
         table.put(label, "p (paired perm)", Cell(fmt_p(delta["p_paired_permutation"]), "probe", node, p=delta["p_paired_permutation"]))
+        table.put(label, f"verdict (±{margin:g})", Cell(delta_verdict_of(delta, margin), "probe", node, delta["delta"]))
     return table
 
 
@@ -117,10 +127,19 @@ def _header(params: dict) -> list[str]:
         f"Config `{params['name']}` · {code_version(params['stage_versions'])} · seed {params['seed']}.",
         f"Headline probes: {layers}; {primary['architecture']} SAE at {primary['expansion']}× width (seed {primary['seed']}); "
         f"{primary['pooling']} pooling; probe mode `{primary['probe_mode']}`; difficulty = error above the "
-        f"{primary['labels']['quantile']} quantile ({primary['labels']['scope']} scope) for continuous errors, "
-        "incorrect for binary ones.",
-        "AUROCs with 95% bootstrap CIs; Δ with paired-bootstrap 95% CIs; p values two-sided. Each number's footnote "
-        "names the store node it came from (`<store>/<stage>/<node id>/`, with `spec.json` and `manifest.json`).",
+        f"{primary['labels']['quantile']} quantile ({primary['labels']['scope']} scope: "
+        + ("the threshold of each fold's training examples only" if primary["labels"]["scope"] == "train"
+           else "the threshold of all examples, test included") + ") for continuous errors, incorrect for binary ones."
+        + (f" Robustness rows repeat the headline probe with {primary['labels']['robustness_scope']}-scope labels."
+           if primary["labels"].get("robustness_scope") else ""),
+        "AUROCs with 95% bootstrap CIs; Δ with paired-bootstrap 95% CIs; p values two-sided. Time-ordered windows (TSFM): "
+        "purged blocked folds, blocked inner CV, moving-block bootstrap and block permutations; the LM's examples are "
+        "resampled one at a time. Each number's footnote names the store node it came from "
+        "(`<store>/<stage>/<node id>/`, with `spec.json` and `manifest.json`).",
+        f"Verdict on Δ(P3−P2), equivalence margin m = {margin_of(params['verdicts']):g} AUROC: SAE adds signal (95% CI "
+        "above 0), SAE worse (95% CI below 0), equivalent within ±m (90% CI inside ±m), otherwise inconclusive. "
+        "Causal k/n = ablated top features significant after correction, beside the median and 95th percentile of k "
+        "over random feature sets matched on firing frequency (deciles), with the empirical p.",
         "",
     ]
 
@@ -144,11 +163,17 @@ def build(ctx: NodeContext) -> None:
               "EV = explained variance on held-out activations; L0 = mean active features per token; dead = share of "
               "features that never fired on the held-out budget; spliced Δ = loss increase with the reconstruction "
               "spliced in (nats for the LM, CRPS for Chronos); recovered = share of the zero-ablation loss gap the "
-              "reconstruction recovers; PWMCC across seeds vs random dictionaries of the same shape.", ""]  # fmt: skip
+              "reconstruction recovers; PWMCC across seeds vs random dictionaries of the same shape: isotropic, and "
+              "matched (rows drawn from the covariance of the SAE's own held-out activations); stable = every seed "
+              "pair's PWMCC above every matched random draw (the stability verdict uses the matched baseline); disjoint halves = "
+              "PWMCC of the primary recipe trained on two disjoint halves of the cache.", ""]  # fmt: skip
     lines += frame_markdown(sae_frame, notes, {"quality_node": "sae_quality", "stability_node": "sae_stability"})
     if params.get("modular_role"):
         lines += ["", "### Modular arithmetic (ground truth): stability across seeds and Fourier recovery", ""]
         lines += frame_markdown(synthesis_rows(ctx.parent(params["modular_role"])), notes, {"stability_node": "modular_stability"})
+    if params.get("ground_truth_role"):
+        lines += ["", "### Synthetic ground truth: stability across seeds vs recovery of the true features", ""]
+        lines += frame_markdown(ground_truth_rows(ctx.parent(params["ground_truth_role"])), notes, {"ground_truth_node": "ground_truth"})
     if sweep is not None:
         lines += ["", "## Robustness sweep (other layers, SAE widths and poolings)", ""]
         lines += markdown_table(sweep, notes)
@@ -168,15 +193,15 @@ def build(ctx: NodeContext) -> None:
     paper.mkdir()
     (paper / "main_table.tex").write_text(latex_table(main, "Self-difficulty signal per modality and dataset.", "tab:main"))
     (paper / "sae_table.tex").write_text(latex_frame(sae_frame, "SAE quality and stability.", "tab:sae"))
-    (paper / "summary.tex").write_text("\n\n".join(line.replace("**", "") for line in summary_lines(column_modalities, verdict, params["verdicts"])) + "\n")
+    (paper / "summary.tex").write_text("\n\n".join(latex_escape(line.replace("**", "")) for line in summary_lines(column_modalities, verdict, params["verdicts"])) + "\n")
 
 
 def publish(snakemake) -> None:
-    """View rule: copy the synthesis node's tables, figures and LaTeX to results/ and paper/generated/."""
+    """View rule: copy the synthesis node's tables and figures to results/."""
     node = Path(snakemake.input.synthesis).parent
     for name, target in zip(PUBLISHED, (snakemake.output.markdown, snakemake.output.table, snakemake.output.detail)):
         shutil.copyfile(node / name, target)
-    for source, target in ((node / FIGURES, Path(snakemake.output.figures)), (node / PAPER, Path(snakemake.output.tex))):
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.copytree(source, target)
+    figures = Path(snakemake.output.figures)  # paper/generated/ is rule manuscript's (stages.manuscript)
+    if figures.exists():
+        shutil.rmtree(figures)
+    shutil.copytree(node / FIGURES, figures)

@@ -376,20 +376,22 @@ def causal_patch(
 ) -> pd.DataFrame:
     """Δnats on the answer of ablating each feature inside the SAE reconstruction.
 
-    For every example (the first ``max_examples``) the answer is the correct HellaSwag
+    Examples: the first ``max_examples`` of the ``split`` examples (default "test", as the
+    TSFM: the probe that chose the features never saw them). For every example the answer is the correct HellaSwag
     ending after ``ctx``, or the first gold SQuAD answer after the generation prompt;
     ``nats`` = mean negative log-likelihood per answer token. At
     ``blocks.{layer}.hook_resid_post`` the activation is replaced by the SAE
     reconstruction (``nats_recon``), or by the reconstruction with feature f's code set
     to 0 (``nats_ablated``), either at the boundary position only (``positions="last"``:
-    the last prompt token) or at every position but BOS (``"all"``).
+    the last prompt token) or at every prompt position but BOS (``"all"``); the answer tokens,
+    whose loss is measured, are never patched (as the TSFM patches its context only).
     ``delta = nats_ablated - nats_recon`` (positive: the feature helped the answer).
     ``nats_clean`` is the unpatched model. One forward pass per example evaluates all
     conditions as rows of one batch (clean, then per coverage the reconstruction and one
     row per feature), so an identity SAE gives exactly ``nats_recon == nats_clean`` and a
     feature that never fires gives exactly ``delta == 0``.
 
-    ``params`` (``llm.causal``): ``max_examples`` (200), ``min_explained_variance``
+    ``params`` (``llm.causal``): ``max_examples`` (200), ``split`` ("test"; "train"/"all"), ``min_explained_variance``
     (0.5; the SAE must explain at least this much variance of the examples' prompt
     activations, else a one-line error). ``seed`` is unused (the patching is
     deterministic) and kept for the protocol.
@@ -405,7 +407,16 @@ def causal_patch(
     if int(sae.cfg.d_in) != backbone.d_model:
         raise InputError(f"causal_patch: SAE d_in={sae.cfg.d_in} does not match the model's d_model={backbone.d_model}")
     max_examples = params.get("max_examples", 200)
-    spec, examples = load_examples(tasks_dir, int(max_examples) if max_examples else None)
+    spec, examples = load_examples(tasks_dir)
+    split = str(params.get("split", "test"))
+    if split not in ("train", "test", "all"):
+        raise InputError(f"causal_patch: split {split!r}: expected 'train', 'test' or 'all'")
+    if split != "all":
+        split_of = dict(zip(*(pd.read_parquet(Path(tasks_dir) / "examples.parquet")[c] for c in ("id", "split"))))
+        examples = [ex for ex in examples if split_of.get(ex.id) == split]
+        if not examples:
+            raise InputError(f"causal_patch: {tasks_dir} has no {split} examples to patch")
+    examples = examples[: int(max_examples)] if max_examples else examples
 
     sequences = []
     for ex in examples:
@@ -427,7 +438,7 @@ def causal_patch(
         boundary = len(prompt) - 1
 
         def patch(resid: torch.Tensor, hook: Any) -> torch.Tensor:
-            x = resid[0, 1:]  # every row is identical up to this layer
+            x = resid[0, 1 : boundary + 1]  # the prompt after BOS; every row is identical up to this layer
             out = resid.clone()
             variants = [_reconstruct(sae, x)] + [_reconstruct(sae, x, ablate=f) for f in features]
             for c, coverage in enumerate(POSITIONS):
@@ -436,7 +447,7 @@ def causal_patch(
                     if coverage == "last":
                         out[row, boundary] = x_hat[boundary - 1]
                     else:
-                        out[row, 1:] = x_hat
+                        out[row, 1 : boundary + 1] = x_hat
             return out
 
         with torch.no_grad():

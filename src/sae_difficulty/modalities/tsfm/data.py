@@ -4,11 +4,15 @@ forecast windows, the time split, blocked folds, and KernelSynth-like synthetic 
 Everything here is numpy/pandas/scikit-learn (no torch), so the tasks stage stays light.
 
 Windows. A window starting at step ``s`` reads the context ``y[s : s+C]`` and forecasts
-``y[s+C : s+C+H]``. The time cutoff ``cutoff = floor(train_fraction * n)`` is the first
-test time step: a train window ends at or before it (``s + C + H <= cutoff``, context and
-horizon), a test window starts at or after it (``s >= cutoff``), and a window straddling
-it is dropped. The backbone's ETTh1 pretraining data and the SAE's training windows come
-from ``y[:cutoff]`` only (:func:`training_pool`), so no test time step reaches training.
+``y[s+C : s+C+H]``. Two cutoffs split time in three:
+
+* ``pretrain_cutoff = floor(pretrain_fraction * n)``: the backbone's ETTh1 pretraining
+  data and the SAE's training windows come from ``y[:pretrain_cutoff]`` only
+  (:func:`training_pool`), and every evaluated (probed, scored) window starts at or after
+  it, so "difficult" never means "not seen in pretraining";
+* ``cutoff = floor(train_fraction * n)``, the first test time step of the probe's holdout
+  split: a train window ends at or before it (``s + C + H <= cutoff``), a test window
+  starts at or after it (``s >= cutoff``), and a window straddling it is dropped.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_TARGET = "OT"
 DEFAULT_TIME_COLUMN = "date"
 DEFAULT_TRAIN_FRACTION = 0.7
+#: ETTh1 before this share of the series is pretraining data; evaluated windows start after it.
+#: 0.4 keeps a held-out pretraining part (10 %) longer than a paper-profile window (512 + 64 steps).
+DEFAULT_PRETRAIN_FRACTION = 0.4
 
 
 def resolve_data_path(path: str | Path | None, dataset: str = "etth1") -> Path:
@@ -100,6 +107,15 @@ def time_cutoff(n: int, train_fraction: float) -> int:
     if not 0.0 < float(train_fraction) < 1.0:
         raise InputError(f"train_fraction: expected a number in (0, 1), got {train_fraction}")
     return int(math.floor(float(train_fraction) * n))
+
+
+def pretrain_cutoff(n: int, pretrain_fraction: float, train_fraction: float) -> int:
+    """First evaluated time step: ``floor(pretrain_fraction * n)``, before the probe's train/test cutoff."""
+    if not 0.0 < float(pretrain_fraction) < float(train_fraction):
+        raise InputError(
+            f"pretrain_fraction: expected a number in (0, train_fraction={train_fraction}), got {pretrain_fraction}"
+        )
+    return time_cutoff(n, pretrain_fraction)
 
 
 def split_windows(starts: np.ndarray, context_length: int, horizon: int, cutoff: int) -> np.ndarray:
@@ -214,15 +230,16 @@ def pool_params(params: dict[str, Any]) -> dict[str, Any]:
             "enabled": bool(etth1.get("enabled", True)),
             "path": etth1.get("path"),
             "target": etth1.get("target", DEFAULT_TARGET),
-            "train_fraction": float(etth1.get("train_fraction", DEFAULT_TRAIN_FRACTION)),
+            "pretrain_fraction": float(etth1.get("pretrain_fraction", DEFAULT_PRETRAIN_FRACTION)),
         },
     }
 
 
 def training_pool(params: dict[str, Any], min_length: int) -> TrainingPool:
-    """Synthetic series plus the part of ETTh1 before the task time cutoff, each split into a
-    train and a held-out part (the last ``heldout_fraction`` of the synthetic series, the last
-    ``heldout_fraction`` of ETTh1's training time range). Series shorter than ``min_length``
+    """Synthetic series plus the part of ETTh1 before the pretraining cutoff (``etth1.pretrain_fraction``,
+    before every evaluated window), each split into a train and a held-out part (the last
+    ``heldout_fraction`` of the synthetic series, the last ``heldout_fraction`` of ETTh1's
+    pretraining time range). Series shorter than ``min_length``
     (one window) are refused with a one-line error."""
     spec = pool_params(params)
     if not 0.0 < spec["heldout_fraction"] < 1.0:
@@ -244,7 +261,7 @@ def training_pool(params: dict[str, Any], min_length: int) -> TrainingPool:
     etth1_summary: dict[str, Any] = {"enabled": spec["etth1"]["enabled"]}
     if spec["etth1"]["enabled"]:
         series = load_series(resolve_data_path(spec["etth1"]["path"], "etth1"), spec["etth1"]["target"])
-        cutoff = time_cutoff(len(series), spec["etth1"]["train_fraction"])
+        cutoff = time_cutoff(len(series), spec["etth1"]["pretrain_fraction"])
         split_at = int(round(cutoff * (1.0 - spec["heldout_fraction"])))
         parts = {"train": series.values[:split_at], "heldout": series.values[split_at:cutoff]}
         for name, part in parts.items():

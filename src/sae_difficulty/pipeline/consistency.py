@@ -1,0 +1,137 @@
+"""Config checks the schema cannot express, run right after schema validation.
+
+Each catches a value that would otherwise pass the dry run and silently distort the
+results (a duplicated seed drops the stability rows, a duplicated expansion lists every
+SAE twice) or fail minutes into a job (a layer beyond a demo model's depth). Values
+that depend on a hub model are left to the job: the model does not exist yet.
+Every check raises a one-line InputError naming the key.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sae_difficulty.utils.errors import InputError
+
+ARCHITECTURES_USING_K = ("topk", "batchtopk")
+
+
+def check_consistency(config: dict[str, Any]) -> None:
+    """Raise InputError on the first cross-key problem of a schema-valid config."""
+    _check_no_duplicates(config, "")
+    for modality in ("llm", "tsfm"):
+        section = config[modality]
+        if section["enabled"]:
+            _check_datasets_enabled(section, modality)
+            _check_layers_within_depth(section, modality)
+            _check_k_within_width(config, section, modality)
+    if config["tsfm"]["enabled"]:
+        _check_tsfm_context(config["tsfm"])
+    if config["modular"]["enabled"]:
+        _check_modular(config["modular"])
+
+
+def _check_no_duplicates(value: Any, key: str) -> None:
+    """No list in the config may name the same value twice (seeds, expansions, layers, ...)."""
+    if isinstance(value, dict):
+        for name, child in value.items():
+            _check_no_duplicates(child, f"{key}.{name}" if key else str(name))
+        return
+    if not isinstance(value, list):
+        return
+    if all(isinstance(item, dict) and "name" in item for item in value):
+        names = [item["name"] for item in value]
+        repeated = [name for name, count in Counter(names).items() if count > 1]
+        if repeated:
+            raise InputError(f"config key '{key}': name {repeated[0]!r} appears {names.count(repeated[0])} times; each entry needs its own name")
+        return
+    scalars = [item for item in value if isinstance(item, (str, int, float, bool))]
+    repeated = [item for item, count in Counter(scalars).items() if count > 1]
+    if repeated:
+        raise InputError(
+            f"config key '{key}': {repeated[0]!r} appears {scalars.count(repeated[0])} times in {value}; "
+            f"each value must appear once"
+        )
+
+
+def _check_datasets_enabled(section: dict[str, Any], modality: str) -> None:
+    if not any(spec.get("enabled", True) for spec in section["datasets"].values()):
+        raise InputError(
+            f"config key '{modality}.datasets': every dataset is disabled but {modality}.enabled is true; "
+            f"enable one of {sorted(section['datasets'])} or set {modality}.enabled: false"
+        )
+
+
+def _primary_backbone(section: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = section["primary_backbone"]
+    return name, section["backbones"][name]
+
+
+def _check_layers_within_depth(section: dict[str, Any], modality: str) -> None:
+    name, backbone = _primary_backbone(section)
+    if backbone.get("hub"):
+        return
+    depth = backbone["n_layers"]
+    for layer in section["layers"]:
+        if layer >= depth:
+            raise InputError(
+                f"config key '{modality}.layers': layer {layer} does not exist in the {name} demo backbone "
+                f"({modality}.backbones.{name}.n_layers = {depth}, layers 0..{depth - 1})"
+            )
+
+
+def _check_k_within_width(config: dict[str, Any], section: dict[str, Any], modality: str) -> None:
+    sae = config["sae"]
+    if not any(arch in ARCHITECTURES_USING_K for arch in sae["architectures"]):
+        return
+    name, backbone = _primary_backbone(section)
+    if backbone.get("hub"):
+        return
+    width = min(sae["expansions"]) * backbone["d_model"]
+    if sae["k"] > width:
+        raise InputError(
+            f"config key 'sae.k': {sae['k']} active features exceed the narrowest {modality} SAE's width {width} "
+            f"(sae.expansions min {min(sae['expansions'])} x {modality}.backbones.{name}.d_model {backbone['d_model']})"
+        )
+
+
+def _check_tsfm_context(section: dict[str, Any]) -> None:
+    # Both backbones forecast every dataset's windows (the cascade compares them).
+    for dataset_name, dataset in section["datasets"].items():
+        if not dataset.get("enabled", True):
+            continue
+        for size, backbone in section["backbones"].items():
+            if not backbone.get("hub") and dataset["context_length"] > backbone["context_length"]:
+                raise InputError(
+                    f"config key 'tsfm.datasets.{dataset_name}.context_length': {dataset['context_length']} exceeds "
+                    f"the {size} demo backbone's tsfm.backbones.{size}.context_length {backbone['context_length']}"
+                )
+
+
+def is_prime(n: int) -> bool:
+    if n < 2:
+        return False
+    divisor = 2
+    while divisor * divisor <= n:
+        if n % divisor == 0:
+            return False
+        divisor += 1
+    return True
+
+
+def _check_modular(section: dict[str, Any]) -> None:
+    p = section["p"]
+    if not is_prime(p):
+        raise InputError(f"config key 'modular.p': {p} is not prime; the Fourier ground truth of (a + b) mod p needs a prime modulus")
+    if section["layer"] >= section["n_layers"]:
+        raise InputError(
+            f"config key 'modular.layer': block {section['layer']} does not exist "
+            f"(modular.n_layers = {section['n_layers']}, blocks 0..{section['n_layers'] - 1})"
+        )
+    width = section["expansion"] * section["d_model"]
+    if any(arch in ARCHITECTURES_USING_K for arch in section["architectures"]) and section["k"] > width:
+        raise InputError(
+            f"config key 'modular.k': {section['k']} active features exceed the SAE width {width} "
+            f"(modular.expansion {section['expansion']} x modular.d_model {section['d_model']})"
+        )
