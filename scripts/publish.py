@@ -1,6 +1,6 @@
-"""Copy the synthesis node's human-facing files to results/ and paper/generated/."""
+"""Copy the synthesis node's human-facing files (tables, figures) to results/."""
 
 from sae_difficulty.pipeline.runner import run_view
-from sae_difficulty.stages import synthesis
+from sae_difficulty.reports.views import publish_synthesis
 
-run_view(snakemake, synthesis.publish)  # noqa: F821  (snakemake is injected by the script directive)
+run_view(snakemake, publish_synthesis)  # noqa: F821  (snakemake is injected by the script directive)

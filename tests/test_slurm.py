@@ -26,8 +26,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import REPO, RERUN_TRIGGERS, TOY_SNAKEFILE, planned_jobs, run_snakemake, snakemake_cmd
+from conftest import (
+    REPO,
+    RERUN_TRIGGERS,
+    TOY_SNAKEFILE,
+    planned_jobs,
+    run_snakemake,
+    snakemake_cmd,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sae_difficulty.core.causal_control import control_summary, frequency_bins, matched_random_sets
+from sae_difficulty.core.causal_control import (
+    control_summary,
+    frequency_bins,
+    matched_random_sets,
+)
 
 
 def test_random_sets_match_the_top_features_deciles():

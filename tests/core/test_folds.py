@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sae_difficulty.core.folds import PurgedBlockedSplits, blocked_inner_splits, purge_mask
+from sae_difficulty.core.folds import (
+    PurgedBlockedSplits,
+    blocked_inner_splits,
+    purge_mask,
+)
 from sae_difficulty.core.resampling import overlap_windows
 from sae_difficulty.utils.errors import InputError
 

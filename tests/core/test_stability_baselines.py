@@ -41,7 +41,10 @@ def test_fourier_overlap_of_a_dictionary_in_the_data_subspace_is_matched_by_the_
     overlaps the (in-subspace) Fourier directions far more than a Gaussian control does, which read as
     "Fourier recovery"; the covariance-matched control overlaps as much, so the matched gap is ~0."""
     from sae_difficulty.core.fourier import fourier_overlap
-    from sae_difficulty.core.seed_stability import score_with_controls, stability_with_controls
+    from sae_difficulty.core.seed_stability import (
+        score_with_controls,
+        stability_with_controls,
+    )
 
     rng = np.random.default_rng(2)
     basis = subspace(rng, 64, 6)

@@ -15,8 +15,13 @@ import time
 from pathlib import Path
 
 import yaml
-
-from conftest import RERUN_TRIGGERS, TOY_SNAKEFILE, planned_jobs, run_snakemake, snakemake_cmd
+from conftest import (
+    RERUN_TRIGGERS,
+    TOY_SNAKEFILE,
+    planned_jobs,
+    run_snakemake,
+    snakemake_cmd,
+)
 
 STORE_RULES = {"numbers", "scaled", "summary"}
 BASE = {"store": "store", "n": 40, "seed": 3, "factor": 2.0, "label": "toy"}

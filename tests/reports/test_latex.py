@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 
-import pandas as pd
 import pytest
 
 from sae_difficulty.reports import latex
@@ -55,13 +54,13 @@ def test_counts_read_as_words():
     assert latex.count(35000) == "35{,}000"
 
 
-def test_frame_table_names_every_node_in_its_note_and_escapes_cells():
-    frame = pd.DataFrame([{"name": "my_run", "ev": float("nan"), "quality_node": "aaaaaaaaaaaa"},
-                          {"name": "50%", "ev": 0.91, "quality_node": "bbbbbbbbbbbb"}])  # fmt: skip
-    tex = latex.latex_frame(frame, "Quality & stability", "tab:q")
+def test_table_names_every_node_in_its_note_and_escapes_cells():
+    records = [{"name": "my_run", "ev": float("nan"), "node": "aaaaaaaaaaaa"},
+               {"name": "50%", "ev": 0.91, "node": "bbbbbbbbbbbb"}]  # fmt: skip
+    rows = [[latex.frame_cell(r["name"]), latex.frame_cell(r["ev"])] for r in records]
+    tex = latex.table(["name", "ev"], rows, "Quality & stability", "tab:q", [("sae_quality", r["node"]) for r in records])
     assert "aaaaaaaaaaaa" in tex and "bbbbbbbbbbbb" in tex
     assert r"my\_run" in tex and r"50\%" in tex and "NaN" in tex and "0.910" in tex
-    assert "quality_node" not in tex
     assert r"Quality \& stability" in tex
 
 

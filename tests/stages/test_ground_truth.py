@@ -21,7 +21,7 @@ from sae_difficulty.pipeline.study_synthetic import (
     role,
     sae_params,
 )
-from sae_difficulty.reports import ground_truth_report
+from sae_difficulty.reports import ground_truth_report, views
 from sae_difficulty.reports.ledger import ledger_status, node_headline
 from sae_difficulty.reports.synthesis import Footnotes, frame_markdown
 from sae_difficulty.saes.cache import open_training_cache
@@ -137,7 +137,7 @@ def test_the_views_copy_the_report_and_the_synthesis_gets_one_row_per_cell(study
     assert len(lines) == 2 + len(CELLS) and any(study.answer.name in line for line in notes.lines())
     assert "most stable cell" in (study.answer / "ground_truth.md").read_text()
     output = SimpleNamespace(markdown=tmp_path / "gt.md", table=tmp_path / "gt.parquet", figures=tmp_path / "gt")
-    ground_truth_report.publish(SimpleNamespace(input=SimpleNamespace(answer=study.answer / "manifest.json"), output=output))
+    views.publish_ground_truth(SimpleNamespace(input=SimpleNamespace(answer=study.answer / "manifest.json"), output=output))
     assert sorted(p.name for p in output.figures.iterdir()) == ["mcc_vs_l0.png", "stability_vs_recovery.png"]
     assert "](gt/mcc_vs_l0.png)" in output.markdown.read_text()  # the links point at the published figures
 

@@ -100,10 +100,7 @@ DECLARATIONS: dict[str, Declaration | Callable[[Mapping[str, Any]], Declaration]
     "probe": _experiment("probe", "scores.parquet", "coefficients.parquet"),
     "causal": _experiment("causal", "deltas.parquet"),
     "selective": _experiment("selective"),
-    "synthesis": Declaration((
-        "cross_modal_synthesis.md", "cross_modal_synthesis.parquet", "cross_modal_synthesis.json",
-        "paper/main_table.tex", "paper/sae_table.tex", "paper/summary.tex",
-    )),  # fmt: skip
+    "synthesis": Declaration(("cross_modal_synthesis.md", "cross_modal_synthesis.parquet", "cross_modal_synthesis.json")),
     "modular_backbone": Declaration(("training.json", "training_curves.parquet", f"{MODEL_DIR}/config.json", f"{MODEL_DIR}/model.safetensors")),
     "modular_activations": Declaration(("activations.json", "inputs.parquet"), {ACTIVATIONS: TRAINING_ARRAYS}),
     "modular_stability": _experiment("stability", "saes.parquet", "pairs.parquet", "spectrum.parquet", "stability.md"),

@@ -19,7 +19,10 @@ from sae_difficulty.pipeline.study_modular import (
     MODULAR_STAGE_VERSIONS,
     add_modular_nodes,
 )
-from sae_difficulty.pipeline.study_synthetic import SYNTHETIC_STAGE_VERSIONS, add_synthetic_nodes
+from sae_difficulty.pipeline.study_synthetic import (
+    SYNTHETIC_STAGE_VERSIONS,
+    add_synthetic_nodes,
+)
 
 STAGE_VERSIONS = {
     "backbone": "1",

@@ -50,12 +50,3 @@ def write_report(nodes: list[tuple[str, str, Path]], out_markdown: Path, out_dir
             lines += [f"Top-activating contexts of the most domain-selective features: [{out_dir.name}/top_contexts.md]({out_dir.name}/top_contexts.md)", ""]
         lines += markdown_table_lines(pd.read_parquet(directory / f"{name}.parquet"), MAX_ROWS) + [""]
     out_markdown.write_text("\n".join(lines))
-
-
-def write_report_view(snakemake: Any) -> None:
-    """The ``sae_evals_report`` rule: its ``params.nodes`` (stage, key, node id), in the order of :data:`TITLES`."""
-    store = Path(snakemake.config["store"])
-    order = {stage: i for i, stage in enumerate(TITLES)}
-    described = sorted(snakemake.params.nodes, key=lambda d: (order.get(d["stage"], len(order)), d["key"]))
-    nodes = [(d["stage"], d["key"], store / d["stage"] / d["node"]) for d in described]
-    write_report(nodes, Path(snakemake.output.markdown), Path(snakemake.output.figures))

@@ -11,7 +11,6 @@ L0 and the training tokens it was measured at.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -171,20 +170,6 @@ def write_figures(table: pd.DataFrame, features: pd.DataFrame, folder: str | os.
     figure.tight_layout()
     paths.append(save_figure(figure, folder / "stability_vs_recovery.png"))
     return paths
-
-
-def publish(snakemake: Any) -> None:
-    """View rule: copy the answer node's report, table and figures to ``results/``."""
-    node = Path(snakemake.input.answer).parent
-    markdown_path = Path(snakemake.output.markdown)
-    # the figures sit beside the report in the node, in their own folder under results/: point the links there
-    figures = os.path.relpath(snakemake.output.figures, markdown_path.parent)
-    markdown_path.write_text((node / REPORT).read_text().replace(f"]({FIGURES}/", f"]({figures}/"))
-    shutil.copyfile(node / TABLE, snakemake.output.table)
-    target = Path(snakemake.output.figures)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(node / FIGURES, target)
 
 
 def synthesis_rows(answer_dir: str | os.PathLike) -> pd.DataFrame:

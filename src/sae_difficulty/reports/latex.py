@@ -14,8 +14,6 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pandas as pd
-
 # LaTeX's ten special characters (and <, >, | which the default text font lacks), then the
 # symbols beyond Latin-1 the reports use; Latin-1 characters (±, ×, ·, ², accents) pass through
 # and inputenc's utf8 typesets them.
@@ -158,37 +156,8 @@ def node_note(nodes: Sequence[tuple[str, str]]) -> str:
     return f"Store nodes ({texttt('<store>/<stage>/<id>/')}): " + "; ".join(f"{escape(s)} {texttt(n)}" for s, n in seen) + "."
 
 
-# ----------------------------------------------------------------------------- the synthesis node's tables
-def latex_escape(text: str) -> str:
-    """Kept for the synthesis node's writers: the same escaping as :func:`escape`."""
-    return escape(text)
-
-
-def latex_table(table_: Any, caption: str, label: str) -> str:
-    """A synthesis ``Table`` (rows x columns of cells with ``text``, ``stage``, ``node_id``), each cell's node in the note."""
-    rows, nodes = [], []
-    for row, cells in table_.rows.items():
-        texts = []
-        for column in table_.columns:
-            cell = cells.get(column)
-            texts.append(escape(cell.text) if cell else "--")
-            if cell:
-                nodes.append((cell.stage, cell.node_id))
-        rows.append([escape(row)] + texts)
-    return table([table_.title] + list(table_.columns), rows, caption, label, nodes)
-
-
 def frame_cell(value: Any) -> str:
+    """One table cell from a plain value: numbers formatted, text escaped, missing as a dash."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "--" if value is None else "NaN"
     return number(value) if isinstance(value, float) else escape(value)
-
-
-def latex_frame(frame: pd.DataFrame, caption: str, label: str) -> str:
-    """A DataFrame as a table; columns ending in ``_node`` are named in the note, not shown."""
-    node_columns = [c for c in frame.columns if c.endswith("_node")]
-    columns = [c for c in frame.columns if c not in node_columns]
-    records = frame.to_dict(orient="records")
-    nodes = [(c.removesuffix("_node"), r[c]) for r in records for c in node_columns if r.get(c)]
-    rows = [[frame_cell(r[c]) for c in columns] for r in records]
-    return table(columns, rows, caption, label, nodes)

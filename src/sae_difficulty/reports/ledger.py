@@ -29,7 +29,7 @@ from sae_difficulty.pipeline.store import MANIFEST, read_manifest
 from sae_difficulty.pipeline.study_evals import EVAL_STAGES
 from sae_difficulty.pipeline.study_synthetic import SYNTHETIC_RESULT_STAGES
 from sae_difficulty.utils.errors import InputError
-from sae_difficulty.utils.io import read_json, write_parquet
+from sae_difficulty.utils.io import read_json
 from sae_difficulty.utils.markdown import markdown_table_lines
 
 HEADLINE_FILE = "headline.json"
@@ -237,10 +237,3 @@ def ledger_markdown(table: pd.DataFrame, title: str) -> str:
         lines += ["", "## Published claims checked", ""]
         lines += [f"- `{row.key}`: {row.claim}" for row in claims.itertuples(index=False)]
     return "\n".join(lines) + "\n"
-
-
-def write_ledger_view(snakemake: Any) -> None:
-    """The ``ledger`` rule: its ``params.nodes`` (described when Snakemake parsed the plan) into results/ledger.{md,parquet}."""
-    table = ledger_rows(snakemake.params.nodes, snakemake.config["store"])
-    write_parquet(snakemake.output.table, table)
-    Path(snakemake.output.markdown).write_text(ledger_markdown(table, snakemake.config["name"]))

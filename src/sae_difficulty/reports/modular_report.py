@@ -10,7 +10,6 @@ give equal bytes; :func:`publish` (the ``modular_report`` view rule) and
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,17 +189,6 @@ def render_report(detail: Mapping[str, Any], table: pd.DataFrame, saes: pd.DataF
 
 
 # ----------------------------------------------------------------------------- views
-
-
-def publish(snakemake: Any) -> None:
-    """View rule: copy the stability node's report, table and figures to ``results/modular/``."""
-    node = Path(snakemake.input.stability).parent
-    shutil.copyfile(node / REPORT, snakemake.output.markdown)
-    shutil.copyfile(node / TABLE, snakemake.output.table)
-    target = Path(snakemake.output.figures)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(node / FIGURES, target)
 
 
 def synthesis_rows(stability_dir: str | os.PathLike) -> pd.DataFrame:

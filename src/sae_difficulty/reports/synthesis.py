@@ -16,7 +16,6 @@ from typing import Any
 import pandas as pd
 
 from sae_difficulty.core.verdicts import DEFAULT_MARGIN, delta_verdict, verdict_words
-from sae_difficulty.reports.latex import latex_escape, latex_frame, latex_table  # noqa: F401  (the one escaping path)
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import read_json
 
@@ -28,6 +27,11 @@ RUNG_LABELS = {
     "P5": "P5 SAE-only AUROC",
 }
 LOSS_UNITS = {"llm": "nats", "tsfm": "CRPS"}
+
+
+#: Files of the synthesis node copied to results/, and its figures folder.
+PUBLISHED = ("cross_modal_synthesis.md", "cross_modal_synthesis.parquet", "cross_modal_synthesis.json")
+FIGURES = "figures"
 
 
 @dataclass

@@ -5,7 +5,7 @@ SAE (parent roles ``<architecture>_s<seed>``). Writes ``stability.json`` (full
 detail), ``stability.parquet`` (one row per architecture: the report's table),
 ``saes.parquet`` (one row per SAE), ``pairs.parquet`` (one row per seed pair),
 ``spectrum.parquet`` (W_E's Fourier spectrum), ``stability.md`` and ``figures/``.
-The view ``modular_report.publish`` copies the human-facing ones to ``results/modular/``.
+The view ``reports.views.publish_modular`` copies the human-facing ones to ``results/modular/``.
 """
 
 from __future__ import annotations

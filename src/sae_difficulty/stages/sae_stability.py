@@ -14,7 +14,12 @@ import pandas as pd
 
 from sae_difficulty.core.sae_metrics import pwmcc
 from sae_difficulty.core.stability_baselines import matched_stability_report
-from sae_difficulty.pipeline.artifacts import ACTIVATIONS, SAE_DIR, open_zarr_group, read_array
+from sae_difficulty.pipeline.artifacts import (
+    ACTIVATIONS,
+    SAE_DIR,
+    open_zarr_group,
+    read_array,
+)
 from sae_difficulty.pipeline.runner import NodeContext
 from sae_difficulty.saes.encoding import decoder_directions
 from sae_difficulty.saes.loading import load_sae

@@ -10,9 +10,12 @@ import pandas as pd
 
 from sae_difficulty import __version__
 from sae_difficulty.pipeline.runner import NodeContext
+from sae_difficulty.reports.ground_truth_report import (
+    synthesis_rows as ground_truth_rows,
+)
 from sae_difficulty.reports.modular_report import synthesis_rows
-from sae_difficulty.reports.ground_truth_report import synthesis_rows as ground_truth_rows
 from sae_difficulty.reports.synthesis import (
+    FIGURES,
     Cell,
     Footnotes,
     Table,
@@ -23,9 +26,6 @@ from sae_difficulty.reports.synthesis import (
     fmt_p,
     fmt_signed,
     frame_markdown,
-    latex_escape,
-    latex_frame,
-    latex_table,
     load_result,
     long_frame,
     margin_of,
@@ -38,11 +38,8 @@ from sae_difficulty.reports.synthesis import (
 )
 from sae_difficulty.utils.io import dumps, write_parquet
 
-FIGURES = "figures"
-PAPER = "paper"
 COLUMN_FIGURES = {"probe": ["ladder.png"], "selective": ["risk_coverage.png", "reliability.png", "cascade.png"],
                   "causal": ["causal_effects.png"]}  # fmt: skip
-PUBLISHED = ("cross_modal_synthesis.md", "cross_modal_synthesis.parquet", "cross_modal_synthesis.json")
 
 
 def code_version(stage_versions: dict[str, str]) -> str:
@@ -189,19 +186,3 @@ def build(ctx: NodeContext) -> None:
               "primary": params["primary"], "verdicts": verdict, "main": long_frame(main, "main"),
               "sae": sae_frame, "sweep": long_frame(sweep, "sweep") if sweep is not None else []}  # fmt: skip
     (ctx.out / "cross_modal_synthesis.json").write_text(dumps(detail))
-    paper = ctx.out / PAPER
-    paper.mkdir()
-    (paper / "main_table.tex").write_text(latex_table(main, "Self-difficulty signal per modality and dataset.", "tab:main"))
-    (paper / "sae_table.tex").write_text(latex_frame(sae_frame, "SAE quality and stability.", "tab:sae"))
-    (paper / "summary.tex").write_text("\n\n".join(latex_escape(line.replace("**", "")) for line in summary_lines(column_modalities, verdict, params["verdicts"])) + "\n")
-
-
-def publish(snakemake) -> None:
-    """View rule: copy the synthesis node's tables and figures to results/."""
-    node = Path(snakemake.input.synthesis).parent
-    for name, target in zip(PUBLISHED, (snakemake.output.markdown, snakemake.output.table, snakemake.output.detail)):
-        shutil.copyfile(node / name, target)
-    figures = Path(snakemake.output.figures)  # paper/generated/ is rule manuscript's (stages.manuscript)
-    if figures.exists():
-        shutil.rmtree(figures)
-    shutil.copytree(node / FIGURES, figures)
