@@ -22,7 +22,8 @@ from sae_difficulty.core.sae_metrics import expected_random_max_cosine
 from sae_difficulty.modalities.modular import model as modular
 from sae_difficulty.pipeline.artifacts import MODEL_DIR, SAE_DIR
 from sae_difficulty.pipeline.study_modular import sae_params, sae_role
-from sae_difficulty.reports.modular_report import publish, synthesis_rows
+from sae_difficulty.reports.modular_report import synthesis_rows
+from sae_difficulty.reports.views import publish_modular
 from sae_difficulty.saes.loading import load_sae
 from sae_difficulty.saes.training import SAETrainingSpec, make_training_sae, save_sae
 from sae_difficulty.stages import modular_stability
@@ -109,7 +110,7 @@ def test_stability_node_reports_quality_key_frequencies_and_figures(stability_no
 def test_publish_copies_the_report(stability_node: Path, tmp_path: Path) -> None:
     outputs = SimpleNamespace(markdown=tmp_path / "stability.md", table=tmp_path / "stability.parquet",
                               figures=tmp_path / "figures")  # fmt: skip
-    publish(SimpleNamespace(input=SimpleNamespace(stability=stability_node / "manifest.json"), output=outputs))
+    publish_modular(SimpleNamespace(input=SimpleNamespace(stability=stability_node / "manifest.json"), output=outputs))
     assert outputs.markdown.read_text() == (stability_node / "stability.md").read_text()
     assert (outputs.figures / "pwmcc_matrices.png").is_file()
 
