@@ -97,3 +97,20 @@ def ci_runs(tmp_path_factory):
         run_snakemake(["--cores", "2", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir, timeout=1800)
         runs.append(workdir)
     return runs
+
+
+def identity_sae(d_in: int):
+    """An sae-lens ReLU SAE that reconstructs exactly: features i and d_in + i are relu(x_i) and
+    relu(-x_i) (decoder rows e_i and -e_i; relu(x) - relu(-x) = x), plus one dead feature (index 2 d_in)."""
+    import torch
+    from sae_lens import StandardSAE, StandardSAEConfig
+
+    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=2 * d_in + 1))
+    eye = torch.eye(d_in)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.cat([eye, -eye, torch.zeros(d_in, 1)], dim=1))
+        sae.W_dec.copy_(torch.cat([eye, -eye, torch.zeros(1, d_in)], dim=0))
+        sae.b_enc.zero_()
+        sae.b_enc[-1] = -1.0
+        sae.b_dec.zero_()
+    return sae

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import SMALL_BACKBONE, node_context
+from conftest import SMALL_BACKBONE, identity_sae, node_context
 
 from sae_difficulty.pipeline.artifacts import SAE_DIR
 from sae_difficulty.saes.training import SAETrainingSpec, make_training_sae, save_sae
@@ -134,18 +134,8 @@ def tsfm_study(tmp_path_factory: pytest.TempPathFactory) -> TinyStudy:
 
 
 def save_identity_sae(node_dir: Path, d_in: int) -> Path:
-    """An ``sae`` node whose SAE reconstructs exactly: features i and d_in + i are relu(x_i) and
-    relu(-x_i) (decoder rows e_i and -e_i), plus one dead feature (index 2 d_in) that never fires."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-
-    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=2 * d_in + 1))
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye, torch.zeros(d_in, 1)], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye, torch.zeros(1, d_in)], dim=0))
-        sae.b_enc.zero_()
-        sae.b_enc[-1] = -1.0
-        sae.b_dec.zero_()
+    """An ``sae`` node holding :func:`conftest.identity_sae` (exact reconstruction, one dead feature)."""
+    sae = identity_sae(d_in)
     (node_dir / SAE_DIR).mkdir(parents=True)
     sae.save_model(str(node_dir / SAE_DIR))
     return node_dir

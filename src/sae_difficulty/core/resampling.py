@@ -41,6 +41,7 @@ from sae_difficulty.core.stats import (
     check_scores,
     compare_scores,
     comparison_record,
+    normal_test_summary,
     paired_swap_weights,
 )
 from sae_difficulty.utils.errors import InputError
@@ -215,18 +216,7 @@ def block_delong_test(y: Any, score_a: Any, score_b: Any, block_length: int) -> 
     influence[~labels] = -(phi - phi.mean()) / n_neg
     block_sums = np.bincount(_block_ids(labels.size, block_length), weights=influence)
     variance = float(np.sum(block_sums**2))
-    delta = auc_a - auc_b
-    std = math.sqrt(max(variance, 0.0))
-    z = (0.0 if abs(delta) <= 1e-12 else float(np.sign(delta) * np.inf)) if std <= 1e-15 else delta / std
-    return {
-        "observed_delta": float(delta),
-        "p_two_sided": float(min(1.0, 2 * sps.norm.sf(abs(z)))),
-        "p_one_sided": float(sps.norm.sf(z)),
-        "null_mean": 0.0,
-        "null_std": std,
-        "z": float(z),
-        "block_length": int(block_length),
-    }
+    return {**normal_test_summary(auc_a - auc_b, math.sqrt(max(variance, 0.0))), "block_length": int(block_length)}
 
 
 def compare_scores_dependent(

@@ -292,8 +292,11 @@ def delong_test(y: Any, score_a: Any, score_b: Any) -> dict[str, float]:
     cov01 = np.cov(np.vstack([v01_a, v01_b])) if v01_a.size > 1 else np.zeros((2, 2))
     covariance = cov10 / v10_a.size + cov01 / v01_a.size
     variance = float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
-    delta = auc_a - auc_b
-    std = float(np.sqrt(max(variance, 0.0)))
+    return normal_test_summary(auc_a - auc_b, float(np.sqrt(max(variance, 0.0))))
+
+
+def normal_test_summary(delta: float, std: float) -> dict[str, Any]:
+    """The z test of Δ against N(0, std²) (DeLong's and its block version): p values two- and one-sided (a > b)."""
     if std <= 1e-15:
         z = 0.0 if abs(delta) <= _TIE_TOL else float(np.sign(delta) * np.inf)
     else:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import zarr
+from conftest import identity_sae
 
 from sae_difficulty.modalities import get_modality
 from sae_difficulty.modalities.base import Modality
@@ -64,21 +65,6 @@ def setup(tmp_path_factory):
     model = modality.load_backbone(root / "model", device="cpu")
     modality.build_tasks("etth1", {"path": str(csv), **TASKS}, root / "tasks", seed=0)
     return {"root": root, "modality": modality, "params": params, "summary": summary, "model": model}
-
-
-def identity_sae(d_in: int):
-    """relu(x) - relu(-x) = x exactly, plus one dead feature (index 2*d_in) that never fires."""
-    from sae_lens import StandardSAE, StandardSAEConfig
-
-    sae = StandardSAE(StandardSAEConfig(d_in=d_in, d_sae=2 * d_in + 1))
-    eye = torch.eye(d_in)
-    with torch.no_grad():
-        sae.W_enc.copy_(torch.cat([eye, -eye, torch.zeros(d_in, 1)], dim=1))
-        sae.W_dec.copy_(torch.cat([eye, -eye, torch.zeros(1, d_in)], dim=0))
-        sae.b_enc.zero_()
-        sae.b_enc[-1] = -1.0
-        sae.b_dec.zero_()
-    return sae
 
 
 def test_adapter_satisfies_the_protocol(setup):
