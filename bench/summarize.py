@@ -178,6 +178,66 @@ def end_to_end_rows() -> tuple[list[str], list[str]]:
     return rows, stage_lines
 
 
+#: The plans ``startup.py`` records, in display order.
+PLAN_LABELS = {"config": "default config", "ci": "CI config"}
+
+
+def _weighted_import_s(doc: dict[str, Any], jobs: dict[str, int], unit: str) -> float:
+    """Sum over a plan's rules of jobs x that stage's import time (``unit``: cpu_s, or cpu_over_torch)."""
+    return sum(n * doc["stages"][rule][unit] for rule, n in jobs.items() if rule in doc["stages"])
+
+
+def startup_rows() -> tuple[list[str], list[str]]:
+    """Item 5, start-up per stage: importing each stage module in a fresh interpreter
+    (``startup.py``), before (``startup_before.json``) and after (``startup.json``) a change.
+
+    Both files are weighed by the plans the "after" file recorded (jobs per rule of the
+    default and CI configs), so the two sums count the same jobs. CPU seconds depend on
+    the machine's load; the ratio to ``import torch`` measured in the same run does not."""
+    after, before = load("startup"), load("startup_before")
+    if after is None:
+        return [], []
+    rows = []
+    torch_after = after["references"]["torch"]["cpu_s"]
+    plans = {name: after.get("planned_jobs", {})[name] for name in PLAN_LABELS if name in after.get("planned_jobs", {})}
+    for plan, jobs in plans.items():
+        covered = {rule: n for rule, n in jobs.items() if rule in after["stages"]}
+        line = f"| 5 | start-up, {PLAN_LABELS[plan]} plan ({sum(covered.values())} store jobs): Σ jobs × stage import CPU "
+        if before is None:
+            rows.append(line + f"{fmt(_weighted_import_s(after, covered, 'cpu_s'), 0)} s | - | - | {load_note(after)} | `{after['command']}` |")
+            continue
+        cpu_before, cpu_after = _weighted_import_s(before, covered, "cpu_s"), _weighted_import_s(after, covered, "cpu_s")
+        torch_before = before["references"]["torch"]["cpu_s"]
+        in_torch_before = _weighted_import_s(before, covered, "cpu_over_torch")
+        in_torch_after = _weighted_import_s(after, covered, "cpu_over_torch")
+        rows.append(
+            line + f"before {fmt(cpu_before, 0)} s, after {fmt(cpu_after, 0)} s "
+            f"| **{fmt(in_torch_after / in_torch_before)}** after/before, in units of `import torch` ({fmt(in_torch_before, 0)} → "
+            f"{fmt(in_torch_after, 0)} torch imports) | (context) | `import torch` {fmt(torch_before)} s before, {fmt(torch_after)} s after; "
+            f"before {load_note(before)}, after {load_note(after)} | `{before['command']}`, then `{after['command']}` |"
+        )
+    before_command = "" if before is None else f"; before: `{before['command']}`"
+    table = [
+        "",
+        "Start-up per stage: CPU seconds to import the stage module (and the node runner) in a fresh interpreter, median of "
+        f"repeats, and its ratio to `import torch` in the same run; jobs per rule in the plans of {', '.join(plans) or '-'}"
+        f" (`{after['command']}`{before_command}). The heavy imports listed are those of the module itself; a stage may import more"
+        " inside its build (e.g. the backbone's libraries where it loads a model):",
+        "",
+        "| stage | jobs (" + " / ".join(plans) + ") | before CPU s (× torch) | before: heavy imports | after CPU s (× torch) | after: heavy imports |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, a in after["stages"].items():
+        b = (before or {}).get("stages", {}).get(stage)
+        jobs = " / ".join(str(p.get(stage, 0)) for p in plans.values())
+        before_cells = ("-", "-") if b is None else (f"{fmt(b['cpu_s'])} ({fmt(b['cpu_over_torch'])})", ", ".join(b["heavy_modules"]))
+        table.append(
+            f"| {stage} | {jobs} | {before_cells[0]} | {before_cells[1]} | {fmt(a['cpu_s'])} ({fmt(a['cpu_over_torch'])}) "
+            f"| {', '.join(a['heavy_modules'])} |"
+        )
+    return rows, table
+
+
 def gpu_rows() -> list[str]:
     rows = []
     for path in sorted(benchlib.RESULTS_DIR.glob("gpu_paper_scale*.json")):
@@ -206,7 +266,9 @@ def build() -> str:
         *incremental_rows(),
     ]
     e2e_rows, stage_lines = end_to_end_rows()
-    lines += [*e2e_rows, *gpu_rows(), "", "Per-stage wall time (manifests) and peak memory (Snakemake benchmark TSVs):", *stage_lines, "", END]
+    startup, startup_table = startup_rows()
+    lines += [*e2e_rows, *startup, *gpu_rows(), "", "Per-stage wall time (manifests) and peak memory (Snakemake benchmark TSVs):",
+              *stage_lines, *startup_table, "", END]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -99,6 +99,16 @@ def ci_runs(tmp_path_factory):
     return runs
 
 
+@pytest.fixture(scope="session")
+def hf_home(tmp_path_factory) -> Path:
+    """A Hugging Face cache as a cluster's login node has it after ``hf download`` and one online
+    ``load_dataset`` per dataset (tests/hub_cache.py): real configs, random weights, a few hundred
+    rows per dataset. Built once per session (about 30 s on 2 cores)."""
+    from hub_cache import build_hf_home
+
+    return build_hf_home(tmp_path_factory.mktemp("hf-home"))
+
+
 def identity_sae(d_in: int):
     """An sae-lens ReLU SAE that reconstructs exactly: features i and d_in + i are relu(x_i) and
     relu(-x_i) (decoder rows e_i and -e_i; relu(x) - relu(-x) = x), plus one dead feature (index 2 d_in)."""

@@ -10,6 +10,7 @@ from sae_difficulty.core.cascade import (
     cascade_curve,
     cascade_frame,
     cascade_report,
+    paired_error_difference,
     pareto_frontier,
 )
 from sae_difficulty.utils.errors import InputError
@@ -97,3 +98,64 @@ def test_guardrails():
         cascade_curve([0.1, np.nan, 0.2, 0.3], CHEAP, EXPENSIVE)
     with pytest.raises(InputError, match="costs"):
         cascade_curve(SCORE, CHEAP, EXPENSIVE, cost_expensive=0.0)
+
+
+# --------------------------------------------------------------------------- paired expensive-vs-cheap difference
+
+
+def _planted_binary_errors(n: int, p_cheap: float, p_expensive: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Errors that share a per-example difficulty (as two models on one task do); rates as given."""
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    return (u < p_cheap).astype(float), (u < p_expensive).astype(float)
+
+
+def test_paired_difference_planted_better_expensive_excludes_zero():
+    cheap, expensive = _planted_binary_errors(400, 0.70, 0.60, seed=1)
+    result = paired_error_difference(cheap, expensive, n_boot=2000, seed=0)
+    assert result["delta"] == pytest.approx(expensive.mean() - cheap.mean())
+    assert result["delta_ci_low"] <= result["delta"] <= result["delta_ci_high"] < 0
+    assert result["expensive_better"]
+    assert result["relative_ci_high"] < 0
+
+
+def test_paired_difference_equal_members_cover_zero():
+    rng = np.random.default_rng(2)
+    cheap = (rng.random(400) < 0.6).astype(float)
+    expensive = cheap.copy()
+    disagree = rng.choice(400, size=80, replace=False)  # 40 examples only cheap gets wrong, 40 only expensive
+    cheap[disagree] = np.arange(80) % 2
+    expensive[disagree] = 1 - np.arange(80) % 2
+    result = paired_error_difference(cheap, expensive, n_boot=2000, seed=0)
+    assert result["delta"] == pytest.approx(0.0)
+    assert result["delta_ci_low"] < 0 < result["delta_ci_high"]
+    assert not result["expensive_better"]
+
+
+def test_paired_difference_is_paired():
+    """A small difference shared by every example is detected; an unpaired bootstrap would drown it."""
+    rng = np.random.default_rng(3)
+    base = rng.gamma(2.0, 1.0, size=300)
+    result = paired_error_difference(base, 0.97 * base, n_boot=1000, seed=0)
+    assert result["relative"] == pytest.approx(-0.03)
+    assert result["relative_ci_low"] == pytest.approx(-0.03) and result["relative_ci_high"] == pytest.approx(-0.03)
+    assert result["delta_ci_high"] < 0
+
+
+def test_paired_difference_blocks_widen_the_interval_for_dependent_windows():
+    """Errors that drift slowly in time (overlapping windows): blocks give a wider, honest CI."""
+    rng = np.random.default_rng(4)
+    n, length = 600, 20
+    drift = np.repeat(rng.normal(0.0, 1.0, n // length), length)  # runs of `length` correlated windows
+    cheap = 2.0 + drift + 0.1 * rng.normal(size=n)
+    expensive = cheap + 0.3 * np.repeat(rng.normal(0.0, 1.0, n // length), length)
+    iid = paired_error_difference(cheap, expensive, n_boot=2000, seed=0)
+    blocked = paired_error_difference(cheap, expensive, n_boot=2000, seed=0, block_length=length)
+    assert blocked["block_length"] == length and iid["block_length"] is None
+    width_blocked = blocked["delta_ci_high"] - blocked["delta_ci_low"]
+    assert width_blocked > 2 * (iid["delta_ci_high"] - iid["delta_ci_low"])
+
+
+def test_paired_difference_rejects_mismatched_lengths():
+    with pytest.raises(InputError, match="length"):
+        paired_error_difference(np.zeros(3), np.zeros(4))

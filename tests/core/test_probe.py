@@ -166,3 +166,18 @@ def test_guardrails():
     _one_line_error("exactly one", blocks, y, train_mask=mask, folds=np.arange(100) % 2)
     _one_line_error("100 rows but y has 99", blocks, y[:-1], train_mask=mask[:-1])
     _one_line_error("rungs", blocks, y, train_mask=mask, rungs=("P9",))
+
+
+def test_an_l1_probe_keeps_the_planted_sae_column_and_zeroes_most_noise_columns() -> None:
+    """penalty l1 (the original study's probe): sparse coefficients; the default l2 zeroes none."""
+    blocks, y = planted_blocks(600, seed=3)
+    train_mask = np.arange(y.size) % 2 == 0
+    options = {"train_mask": train_mask, "Cs": (0.02,), "n_boot": 100, "n_perm": 100, "rungs": ("P5",)}
+    sparse = run_ladder(blocks, y, penalty="l1", **options)
+    dense = run_ladder(blocks, y, **options)
+    l1, l2 = np.asarray(sparse.coefficients["P5"]), np.asarray(dense.coefficients["P5"])
+    assert l1[0] != 0 and np.sum(l1[1:] == 0) >= N_NOISE // 2
+    assert np.all(l2 != 0)
+    assert sparse.settings["penalty"] == "l1" and auroc_of(sparse, "P5") > 0.65
+    with pytest.raises(InputError, match="penalty"):
+        run_ladder(blocks, y, penalty="elasticnet", **options)

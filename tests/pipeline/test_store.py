@@ -168,7 +168,7 @@ def test_writer_refuses_to_publish_a_node_missing_a_declared_array(tmp_path):
     with NodeWriter(final, EXTRACT_SPEC) as writer:
         _write_extract_outputs(writer.path)
     manifest = json.loads((final / "manifest.json").read_text())
-    assert manifest["declared"]["arrays"] == {"activations.zarr": ["last", "mean", "offsets", "tokens"]}
+    assert manifest["declared"]["arrays"] == {"activations.zarr": ["last", "max", "mean", "offsets", "tokens"]}
     assert verify_node(final) == []
 
 

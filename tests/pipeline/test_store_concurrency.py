@@ -203,6 +203,7 @@ def _second_half(out: Path) -> None:
     group = zarr.open_group(str(out / "activations.zarr"), mode="a", zarr_format=3)
     group.create_array("last", data=np.ones((2, 4), dtype=np.float32))
     group.create_array("mean", data=np.ones((2, 4), dtype=np.float32))
+    group.create_array("max", data=np.ones((2, 4), dtype=np.float32))
     write_parquet(out / "examples.parquet", pd.DataFrame({"id": ["a", "b"]}))
     write_json(out / "extract.json", {"layer": 1})
 
@@ -256,4 +257,4 @@ def test_gc_during_a_write_neither_deletes_nor_fakes_the_node(tmp_path, monkeypa
         _first_half(writer.path)
         _second_half(writer.path)
     assert verify_node(final) == []
-    assert sorted(p.name for p in (final / "activations.zarr").iterdir() if p.is_dir()) == ["last", "mean", "offsets", "tokens"]
+    assert sorted(p.name for p in (final / "activations.zarr").iterdir() if p.is_dir()) == ["last", "max", "mean", "offsets", "tokens"]

@@ -12,7 +12,7 @@ from conftest import node_context
 
 from sae_difficulty.stages import causal
 from sae_difficulty.stages.probe import COEFFICIENTS
-from sae_difficulty.utils.io import read_json
+from sae_difficulty.utils.io import read_json, write_json
 
 from .conftest import TinyStudy
 
@@ -30,6 +30,7 @@ def planted_probe(directory: Path, d_sae: int) -> Path:
     rows += [{"rung": "P4", "position": 0, "coefficient": 9.0}]  # another rung's weights are not SAE features
     directory.mkdir(parents=True)
     pd.DataFrame(rows).to_parquet(directory / COEFFICIENTS)
+    write_json(directory / "probe.json", {"pooling": "last", "sae_width": d_sae, "filters": {"filters": {}}})
     return directory
 
 

@@ -1,5 +1,5 @@
 """Stage codes: SAE codes pooled like the raw activations (last = codes of the last row,
-mean = mean of the rows' codes), and refusal of an SAE that explains too little."""
+mean and max = mean and maximum of the rows' codes), and refusal of an SAE that explains too little."""
 
 from __future__ import annotations
 
@@ -38,6 +38,12 @@ def test_identity_sae_codes_are_the_pooled_positive_and_negative_parts(tsfm_stud
     np.testing.assert_allclose(code_mean[:, :d], np.maximum(per_example, 0).mean(axis=1), rtol=1e-4, atol=1e-5)
     assert not np.allclose(code_mean[:, :d], np.maximum(per_example.mean(axis=1), 0), atol=1e-3)
     assert (code_mean[:, -1] == 0).all()
+    # max pooling: the largest code over the tokens; for the negative parts that is relu(-min x),
+    # not the code of the max-pooled row relu(-max x)
+    code_max = np.asarray(out["max"][...])
+    np.testing.assert_allclose(code_max[:, d : 2 * d], np.maximum(-per_example, 0).max(axis=1), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(code_max[:, d : 2 * d], np.maximum(-np.asarray(group["max"][...]), 0), atol=1e-3)
+    np.testing.assert_allclose(np.asarray(group["max"][...]), per_example.max(axis=1), rtol=1e-6)  # the raw max view
     pd.testing.assert_frame_equal(pd.read_parquet(ctx.out / EXAMPLES), pd.read_parquet(tsfm_study.extract / EXAMPLES))
 
 

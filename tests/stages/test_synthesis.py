@@ -158,10 +158,11 @@ def test_missing_upstream_result_names_it(tmp_path):
         stage.build(ctx)
 
 
-def test_paper_reports_leakage_free_labels_with_the_original_as_a_robustness_row():
-    """Pins item 1 of issue 17 in the plan: every config's headline probes use train-scope (leakage-free)
-    labels; config/paper.yaml adds, per dataset, the same headline probe with the original whole-dataset
-    labels, shown among the synthesis' robustness rows."""
+def test_paper_reports_the_original_labels_with_the_leakage_free_ones_as_a_robustness_row():
+    """Issue 17 item 1, as issue 18 sets it for the original study: the demo and ci configs' headline
+    probes use train-scope (leakage-free) labels; config/paper.yaml, the original protocol, uses the
+    original whole-dataset threshold and adds, per dataset, the same headline probe with the
+    project's train-scope labels, shown among the synthesis' robustness rows."""
     import yaml
 
     from sae_difficulty.pipeline.config import validate_config
@@ -169,6 +170,40 @@ def test_paper_reports_leakage_free_labels_with_the_original_as_a_robustness_row
 
     for name in ("config", "ci", "paper"):
         plan = build_plan(validate_config(yaml.safe_load(open(f"config/{name}.yaml"))))
-        assert {column.probe.params["labels"]["scope"] for column in plan.columns} == {"train"}
-        robustness = [row for row in plan.synthesis.params["sweep_rows"] if row["label_scope"] == "dataset"]
+        headline = "dataset" if name == "paper" else "train"
+        assert {column.probe.params["labels"]["scope"] for column in plan.columns} == {headline}
+        robustness = [row for row in plan.synthesis.params["sweep_rows"] if row["label_scope"] != headline]
         assert len(robustness) == (len(plan.columns) if name == "paper" else 0)
+
+
+def members_result(delta: float, ci: tuple[float, float], accuracy: dict | None, block_length: int | None) -> dict:
+    cheap = 0.6
+    members = {"n": 100, "cheap_mean": cheap, "expensive_mean": cheap + delta, "delta": delta, "delta_ci_low": ci[0],
+               "delta_ci_high": ci[1], "relative": delta / cheap, "relative_ci_low": ci[0] / cheap,
+               "relative_ci_high": ci[1] / cheap, "expensive_better": ci[1] < 0, "n_boot": 100,
+               "block_length": block_length, "seed": 0}  # fmt: skip
+    if accuracy is not None:
+        members["accuracy"] = accuracy
+    return members
+
+
+def test_member_comparison_and_accuracy_sit_beside_the_cascade_row(tmp_path):
+    ctx = make_context(tmp_path, COLUMNS)
+    store = tmp_path / "store" / "selective"
+    planted = {"000000000000": members_result(-0.08, (-0.12, -0.04), {"cheap": 0.4, "expensive": 0.48, "chance": 0.25}, None),
+               "000000000001": members_result(-0.01, (-0.05, 0.03), None, 14)}  # fmt: skip
+    for node, members in planted.items():
+        result = json.loads((store / node / "selective.json").read_text())
+        result["cascade"]["members"] = members
+        (store / node / "selective.json").write_text(json.dumps(result))
+    stage.build(ctx)
+    lines = (ctx.out / "cross_modal_synthesis.md").read_text().splitlines()
+    cascade_at = next(i for i, line in enumerate(lines) if line.startswith("| cascade: best point under budget"))
+    members_line, accuracy_line = lines[cascade_at + 1], lines[cascade_at + 2]
+    assert members_line.startswith("| cascade: expensive − cheap mean error")
+    assert "-0.080 [-0.120, -0.040]" in members_line and "-13.3 %" in members_line and "i.i.d." in members_line
+    assert "blocks of 14" in members_line and "[-0.050, +0.030]" in members_line
+    assert accuracy_line.startswith("| accuracy: cheap / expensive (chance)") and "0.400 / 0.480 (chance 0.25)" in accuracy_line
+    frame = pd.read_parquet(ctx.out / "cross_modal_synthesis.parquet")
+    row = frame[(frame["row"] == "cascade: expensive − cheap mean error [95% CI] (relative)") & (frame["column"] == "llm_hellaswag")]
+    assert row["ci_high"].item() == pytest.approx(-0.04)

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sae_difficulty.core.resampling import block_bootstrap_weights
+from sae_difficulty.core.stats import bootstrap_indices, percentile_interval
 from sae_difficulty.utils.errors import InputError
 
 CURVE_COLUMNS = ["threshold", "n_expensive", "frac_expensive", "cost", "error"]
@@ -160,3 +162,59 @@ def cascade_frame(report: dict[str, Any]) -> pd.DataFrame:
     frontier = {(row["threshold"], row["cost"], row["error"]) for row in report["frontier"]}
     curve["on_frontier"] = [(t, c, e) in frontier for t, c, e in zip(curve["threshold"], curve["cost"], curve["error"])]
     return curve
+
+
+def paired_error_difference(
+    error_cheap: Any,
+    error_expensive: Any,
+    n_boot: int = 2000,
+    seed: int = 0,
+    block_length: int | None = None,
+) -> dict[str, Any]:
+    """Is the expensive member better than the cheap one on the same examples?
+
+    A cascade can only help if routing buys something: the expensive model's mean error
+    must be below the cheap model's on the examples routed. Reported: both means, the
+    difference ``delta = mean(expensive) − mean(cheap)`` (negative = expensive better) and
+    the relative difference ``relative = mean(expensive) / mean(cheap) − 1``, each with a
+    95 % percentile CI from a *paired* bootstrap (both members' errors resampled with
+    the same examples, so their shared difficulty cancels). ``block_length=None`` resamples
+    examples i.i.d. (:func:`~sae_difficulty.core.stats.bootstrap_indices`); an integer
+    resamples moving blocks of that many consecutive examples
+    (:func:`~sae_difficulty.core.resampling.block_bootstrap_weights`), for time-ordered
+    windows whose errors are dependent, as the probes do.
+    """
+    arrays = _check_arrays(error_cheap=error_cheap, error_expensive=error_expensive)
+    cheap, expensive = arrays["error_cheap"], arrays["error_expensive"]
+    if int(n_boot) != n_boot or n_boot < 1:
+        raise InputError(f"n_boot: expected an integer >= 1, got {n_boot!r}")
+    n = cheap.size
+    rng = np.random.default_rng(seed)
+    if block_length is None:
+        weights = np.zeros((int(n_boot), n))
+        rows = bootstrap_indices(n, int(n_boot), rng)
+        np.add.at(weights, (np.arange(int(n_boot))[:, None], rows), 1.0)
+    else:
+        weights = block_bootstrap_weights(rng, int(n_boot), n, int(block_length))
+    cheap_boot, expensive_boot = weights @ cheap / n, weights @ expensive / n
+    delta_boot = expensive_boot - cheap_boot
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative_boot = np.where(cheap_boot > 0, expensive_boot / cheap_boot - 1.0, np.nan)
+    cheap_mean, expensive_mean = float(cheap.mean()), float(expensive.mean())
+    delta_low, delta_high = percentile_interval(delta_boot)
+    relative_low, relative_high = percentile_interval(relative_boot)
+    return {
+        "n": int(n),
+        "cheap_mean": cheap_mean,
+        "expensive_mean": expensive_mean,
+        "delta": expensive_mean - cheap_mean,
+        "delta_ci_low": delta_low,
+        "delta_ci_high": delta_high,
+        "relative": expensive_mean / cheap_mean - 1.0 if cheap_mean > 0 else float("nan"),
+        "relative_ci_low": relative_low,
+        "relative_ci_high": relative_high,
+        "expensive_better": bool(delta_high < 0),
+        "n_boot": int(n_boot),
+        "block_length": None if block_length is None else int(block_length),
+        "seed": int(seed),
+    }

@@ -198,12 +198,24 @@ def _check_split_classes(labels: np.ndarray, train: np.ndarray, name: str, inner
 
 
 # --------------------------------------------------------------------------- fitting
-def _make_search(Cs: tuple[float, ...], inner_folds: int, seed: int, max_iter: int, cv: Any = None) -> GridSearchCV:
+PENALTIES = ("l2", "l1")
+
+
+def _logistic(penalty: str, max_iter: int, seed: int) -> LogisticRegression:
+    """L2 (lbfgs) or L1 (liblinear, sparse coefficients: the original study's probe) logistic regression."""
+    if penalty == "l1":
+        return LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=max_iter, random_state=seed)
+    return LogisticRegression(max_iter=max_iter, random_state=seed)
+
+
+def _make_search(
+    Cs: tuple[float, ...], inner_folds: int, seed: int, max_iter: int, cv: Any = None, penalty: str = "l2"
+) -> GridSearchCV:
     pipeline = Pipeline(
         [
             ("drop_constant", VarianceThreshold(0.0)),
             ("scale", StandardScaler()),
-            ("logistic", LogisticRegression(max_iter=max_iter, random_state=seed)),
+            ("logistic", _logistic(penalty, max_iter, seed)),
         ]
     )
     return GridSearchCV(
@@ -249,6 +261,7 @@ def run_ladder(
     refit_index: Any = None,
     inner_splits: Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]] | None = None,
     block_length: int | None = None,
+    penalty: str = "l2",
 ) -> LadderResult:
     """Fit and score the ladder's rungs on ``blocks`` (name → [n, d] array) for labels ``y``.
 
@@ -263,7 +276,8 @@ def run_ladder(
     labels, and ``y`` only fixes the number of examples.
     ``inner_splits(train_index, train_labels)`` returns the inner CV's (train, test)
     pairs relative to ``train_index``. ``block_length`` (examples in time order): block
-    bootstrap and block permutations instead of i.i.d. ones.
+    bootstrap and block permutations instead of i.i.d. ones. ``penalty``: "l2" (default) or
+    "l1" (sparse probes, the original study's).
     """
     labels = check_binary_labels(y, "y")
     n = labels.size
@@ -275,6 +289,8 @@ def run_ladder(
         raise InputError(f"Cs: expected positive regularization strengths, got {Cs!r}")
     if int(inner_folds) < 2:
         raise InputError(f"inner_folds: expected an integer >= 2, got {inner_folds!r}")
+    if penalty not in PENALTIES:
+        raise InputError(f"penalty: expected one of {list(PENALTIES)}, got {penalty!r}")
     checked = _validate_blocks(blocks, n, {b for r in rung_names for b in RUNGS[r]})
     design, splits = _resolve_splits(n, labels, train_mask, folds)
     if design == "train_test":
@@ -300,7 +316,7 @@ def run_ladder(
 
     def search_for(train: np.ndarray, train_y: np.ndarray) -> GridSearchCV:
         cv = None if inner_splits is None else inner_splits(train, train_y[train])
-        return _make_search(Cs, inner_folds, seed, max_iter, cv)
+        return _make_search(Cs, inner_folds, seed, max_iter, cv, penalty)
 
     scores: dict[str, np.ndarray] = {}
     coefficients: dict[str, np.ndarray] = {}
@@ -365,6 +381,7 @@ def run_ladder(
         "n_boot": int(n_boot),
         "n_perm": int(n_perm),
         "max_iter": int(max_iter),
+        "penalty": penalty,
         "labels": "per split (training threshold)" if relabel is not None else "given",
         "n_refit": int(all_train.size),
         "inner_cv": "given splits" if inner_splits is not None else "stratified shuffled",

@@ -16,7 +16,8 @@ On-disk contracts (the rule scripts and the SAE stage rely on them):
   features as columns named ``cheap__<name>`` (finite floats).
 * activation cache (``extract``): a zarr v3 group with float32 arrays
   ``last`` [N, d] (boundary position: last prompt token / last context step),
-  ``mean`` [N, d] (mean over prompt tokens / context steps), ``tokens`` [T, d]
+  ``mean`` [N, d] (mean over prompt tokens / context steps), ``max`` [N, d]
+  (elementwise maximum over the same positions), ``tokens`` [T, d]
   (every prompt/context position of every example, concatenated in example order)
   and int64 ``offsets`` [N+1] (example i owns ``tokens[offsets[i]:offsets[i+1]]``,
   so ``tokens[offsets[i+1]-1] == last[i]``).

@@ -55,6 +55,30 @@ def open_zarr_group(path: Path, what: str):
         raise InputError(f"{path}: unreadable {what} ({type(error).__name__}); expected a zarr v3 group") from None
 
 
+# Poolings of an example's positions the probe can read. ``last``, ``mean`` and ``max`` are
+# stored arrays of the extract and codes nodes (SAE codes pooled over the token codes, not
+# codes of pooled activations); ``concat`` is their side-by-side stack, in this order.
+STORED_POOLINGS = ("last", "mean", "max")
+CONCAT_ORDER = ("mean", "max", "last")
+POOLINGS = (*STORED_POOLINGS, "concat")
+
+
+def read_pooled(group: Any, pooling: str, path: Path) -> np.ndarray:
+    """One example-level view ``[N, width]`` of an extract or codes group: a stored pooling,
+    or ``concat`` = hstack of mean, max and last (width 3 x d)."""
+    if pooling not in POOLINGS:
+        raise InputError(f"pooling: expected one of {list(POOLINGS)}, got {pooling!r}")
+    if pooling != "concat":
+        return read_array(group, pooling, path)
+    return np.hstack([read_array(group, name, path) for name in CONCAT_ORDER])
+
+
+def pooled_feature_ids(positions: Any, width: int) -> np.ndarray:
+    """The SAE feature of each column of a pooled code view of ``width`` features per part
+    (``concat`` has three parts; column ``j`` is feature ``j % width``)."""
+    return np.asarray(positions, dtype=np.int64) % int(width)
+
+
 def read_array(group: Any, name: str, path: Path) -> np.ndarray:
     if name not in group:
         raise InputError(f"{path}: array {name!r} missing; have {sorted(group.array_keys())}")

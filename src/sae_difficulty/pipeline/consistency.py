@@ -15,6 +15,38 @@ from typing import Any
 from sae_difficulty.utils.errors import InputError
 
 ARCHITECTURES_USING_K = ("topk", "batchtopk")
+#: SAE training-data sources that read the dataset's own training split (one SAE per dataset x layer).
+TASK_SOURCES = ("task_train", "task_train_allpos")
+
+
+def backbone_layers(section: dict[str, Any], size: str | None = None) -> list[int]:
+    """The layers of backbone ``size`` (default: the primary one) of a modality section.
+
+    ``layers`` is a list (it serves the primary backbone) or a mapping ``{small: [...],
+    large: [...]}``; the primary backbone's list drives extraction and the SAEs.
+    """
+    layers = section["layers"]
+    size = size or section["primary_backbone"]
+    if isinstance(layers, dict):
+        return list(layers.get(size) or [])
+    return list(layers) if size == section["primary_backbone"] else []
+
+
+DEFAULT_EXPANSIONS = [4]
+
+
+def sae_expansions(sae: dict[str, Any], modality: str) -> list[int]:
+    """The SAE expansions of ``modality``: ``sae.expansions`` is a list (both modalities) or a
+    mapping ``{llm: [...], tsfm: [...]}`` (the original study's 4,096 latents are 4x for the LM and 8x for Chronos)."""
+    expansions = sae["expansions"]
+    if isinstance(expansions, dict):
+        return list(expansions.get(modality) or DEFAULT_EXPANSIONS)
+    return list(expansions)
+
+
+def sae_source(section: dict[str, Any]) -> str:
+    """Where a modality's SAEs get their training activations (``<modality>.sae_activations.source``)."""
+    return section["sae_activations"].get("source", "corpus")
 
 
 def check_consistency(config: dict[str, Any]) -> None:
@@ -26,6 +58,7 @@ def check_consistency(config: dict[str, Any]) -> None:
             _check_datasets_enabled(section, modality)
             _check_layers_within_depth(section, modality)
             _check_k_within_width(config, section, modality)
+            _check_sae_source(config, section, modality)
     if config["tsfm"]["enabled"]:
         _check_tsfm_context(config["tsfm"])
     if config["modular"]["enabled"]:
@@ -69,16 +102,41 @@ def _primary_backbone(section: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def _check_layers_within_depth(section: dict[str, Any], modality: str) -> None:
-    name, backbone = _primary_backbone(section)
-    if backbone.get("hub"):
-        return
-    depth = backbone["n_layers"]
-    for layer in section["layers"]:
-        if layer >= depth:
-            raise InputError(
-                f"config key '{modality}.layers': layer {layer} does not exist in the {name} demo backbone "
-                f"({modality}.backbones.{name}.n_layers = {depth}, layers 0..{depth - 1})"
-            )
+    """Each backbone's layers exist in it: a demo backbone's depth is its ``n_layers``; a hub
+    model's is known only once loaded (the job checks it before any work)."""
+    primary = section["primary_backbone"]
+    per_backbone = isinstance(section["layers"], dict)
+    if per_backbone and not section["layers"].get(primary):
+        raise InputError(
+            f"config key '{modality}.layers': the mapping has no list for the primary backbone {primary!r} "
+            f"({modality}.primary_backbone); expected {{{primary}: [...]}}, got keys {sorted(section['layers'])}"
+        )
+    for name, backbone in section["backbones"].items():
+        layers = backbone_layers(section, name)
+        if backbone.get("hub") or not layers:
+            continue
+        depth = backbone["n_layers"]
+        key = f"{modality}.layers.{name}" if per_backbone else f"{modality}.layers"
+        for layer in layers:
+            if layer >= depth:
+                raise InputError(
+                    f"config key '{key}': layer {layer} does not exist in the {name} demo backbone "
+                    f"({modality}.backbones.{name}.n_layers = {depth}, layers 0..{depth - 1})"
+                )
+
+
+def _check_sae_source(config: dict[str, Any], section: dict[str, Any], modality: str) -> None:
+    """A task-split SAE needs one train split (holdout mode); hub text needs a dataset name."""
+    source = sae_source(section)
+    if source in TASK_SOURCES and config["probe"]["mode"] != "holdout":
+        raise InputError(
+            f"config key '{modality}.sae_activations.source': {source} trains the SAE on the training split, which needs "
+            f"probe.mode holdout, got probe.mode {config['probe']['mode']!r} (in cv mode every outer fold would need its own SAE)"
+        )
+    if source == "hub_text" and not section["sae_activations"]["hub_text"].get("name"):
+        raise InputError(
+            f"config key '{modality}.sae_activations.hub_text.name': source hub_text needs a hub dataset name, got null"
+        )
 
 
 def _check_k_within_width(config: dict[str, Any], section: dict[str, Any], modality: str) -> None:
@@ -88,11 +146,12 @@ def _check_k_within_width(config: dict[str, Any], section: dict[str, Any], modal
     name, backbone = _primary_backbone(section)
     if backbone.get("hub"):
         return
-    width = min(sae["expansions"]) * backbone["d_model"]
+    expansion = min(sae_expansions(sae, modality))
+    width = expansion * backbone["d_model"]
     if sae["k"] > width:
         raise InputError(
             f"config key 'sae.k': {sae['k']} active features exceed the narrowest {modality} SAE's width {width} "
-            f"(sae.expansions min {min(sae['expansions'])} x {modality}.backbones.{name}.d_model {backbone['d_model']})"
+            f"(sae.expansions min {expansion} x {modality}.backbones.{name}.d_model {backbone['d_model']})"
         )
 
 

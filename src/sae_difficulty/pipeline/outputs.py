@@ -83,7 +83,7 @@ def _tasks(params: Mapping[str, Any]) -> Declaration:
     return Declaration(tuple(files))
 
 
-EXAMPLE_ARRAYS = ("tokens", "last", "mean", "offsets")  # saes.cache.write_activation_cache's contract
+EXAMPLE_ARRAYS = ("tokens", "last", "mean", "max", "offsets")  # saes.cache.write_activation_cache's contract
 TRAINING_ARRAYS = ("train", "heldout")  # saes.cache.write_training_cache's contract
 SAE_FILES = (f"{SAE_DIR}/cfg.json", f"{SAE_DIR}/sae_weights.safetensors", f"{SAE_DIR}/training_summary.json")
 
@@ -96,7 +96,7 @@ DECLARATIONS: dict[str, Declaration | Callable[[Mapping[str, Any]], Declaration]
     "sae": Declaration(("training.json", *SAE_FILES)),
     "sae_quality": _experiment("quality"),
     "sae_stability": _experiment("stability"),
-    "codes": Declaration(("codes.json", EXAMPLES), {CODES: ("last", "mean")}),
+    "codes": Declaration(("codes.json", EXAMPLES), {CODES: ("last", "mean", "max")}),
     "probe": _experiment("probe", "scores.parquet", "coefficients.parquet"),
     "causal": _experiment("causal", "deltas.parquet"),
     "selective": _experiment("selective"),

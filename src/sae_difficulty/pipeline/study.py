@@ -13,11 +13,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sae_difficulty.pipeline.consistency import (
+    backbone_layers,
+    sae_expansions,
+    sae_source,
+)
 from sae_difficulty.pipeline.plan import Node, Plan
 from sae_difficulty.pipeline.study_evals import EVAL_STAGE_VERSIONS, add_eval_nodes
 from sae_difficulty.pipeline.study_modular import (
     MODULAR_STAGE_VERSIONS,
     add_modular_nodes,
+)
+from sae_difficulty.pipeline.study_saes import (
+    add_sae_family,
+    describe_sae,
+    is_dataset_scoped,
+    task_activation_params,
+    task_positions,
+    text_activation_params,
 )
 from sae_difficulty.pipeline.study_synthetic import (
     SYNTHETIC_STAGE_VERSIONS,
@@ -28,16 +41,16 @@ STAGE_VERSIONS = {
     "backbone": "1",
     "tasks": "1",
     "evaluate": "1",
-    "extract": "2",
+    "extract": "3",
     "sae_activations": "1",
     "sae": "2",
     "sae_quality": "1",
     "sae_stability": "2",
-    "codes": "1",
-    "probe": "2",
-    "causal": "2",
-    "selective": "1",
-    "synthesis": "2",
+    "codes": "2",
+    "probe": "3",
+    "causal": "3",
+    "selective": "2",
+    "synthesis": "4",
     **MODULAR_STAGE_VERSIONS,
     **SYNTHETIC_STAGE_VERSIONS,
     **EVAL_STAGE_VERSIONS,
@@ -96,8 +109,11 @@ def memory_request_mb(node: Node, base_mb: int) -> int:
         extra += 3 * 4 * backbone_parameters(backbone.params)
     if node.stage == "sae":
         activations = node.parents["activations"]
-        # The cache's source: a backbone (d_model, or a hub width) or the synthetic model (hidden_dim).
-        source = activations.parents.get("backbone") or activations.parents.get("model")
+        # The cache's source: a backbone (d_model, or a hub width; a task-split cache's through its
+        # extract node) or the synthetic model (hidden_dim).
+        extract = activations.parents.get("extract")
+        source = activations.parents.get("backbone") or activations.parents.get("model") or (
+            extract.parents.get("backbone") if extract is not None else None)
         model = source.params if source is not None else {}
         width = model.get("d_model") or model.get("hidden_dim") or UNKNOWN_HUB_WIDTH
         d_in = HUB_WIDTH.get(model["hub"], UNKNOWN_HUB_WIDTH) if model.get("hub") else width
@@ -111,10 +127,6 @@ def file_sha256(path: str | Path) -> str | None:
     if not path.is_file():
         return None
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def sae_key(modality: str, layer: int, arch: str, expansion: int, seed: int) -> str:
-    return f"{modality}/L{layer}/{arch}-x{expansion}-s{seed}"
 
 
 class StudyPlan(Plan):
@@ -184,11 +196,13 @@ def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[s
     return params
 
 
-def _probe_params(config: dict[str, Any], pooling: str, scope: str) -> dict[str, Any]:
-    """A probe node's params: the probe section, the pooling and the label rule with ``scope``."""
+def _probe_params(config: dict[str, Any], pooling: str, scope: str, modality: str) -> dict[str, Any]:
+    """A probe node's params: the probe section, the pooling, the label rule with ``scope``
+    and, for the LM, the example filters (``llm.filters``)."""
+    extra = {"filters": config["llm"]["filters"]} if modality == "llm" else {}
     return {"pooling": pooling, "seed": config["seed"],
             "labels": {"quantile": config["labels"]["quantile"], "scope": scope},
-            **{k: v for k, v in config["probe"].items() if k != "poolings"}}  # fmt: skip
+            **{k: v for k, v in config["probe"].items() if k != "poolings"}, **extra}  # fmt: skip
 
 
 def build_plan(config: dict[str, Any]) -> StudyPlan:
@@ -196,7 +210,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
     plan = StudyPlan(config)
     seed = config["seed"]
     sae_cfg = config["sae"]
-    primary_arch, primary_exp, primary_seed = sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]
+    primary_arch, primary_seed = sae_cfg["architectures"][0], sae_cfg["seeds"][0]
     primary_pooling = config["probe"]["poolings"][0]
     labels = config["labels"]
     llm_handles: dict[str, Any] = {"sae": {}, "datasets": {}}
@@ -204,6 +218,10 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
         section = config[modality]
         if not section["enabled"]:
             continue
+        # This modality's SAE expansions (sae.expansions may give each modality its own list).
+        modality_config = {**config, "sae": {**config["sae"], "expansions": sae_expansions(config["sae"], modality)}}
+        sae_cfg = modality_config["sae"]
+        primary_exp = sae_cfg["expansions"][0]
         backbones = {
             size: plan.add("backbone", f"{modality}/{size}", {"modality": modality, "size": size, "seed": seed,
                                                                **_backbone_params(config, modality, size)})
@@ -214,54 +232,23 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
             llm_handles["backbone"] = primary
         cheap_size = "small" if section["primary_backbone"] == "small" else "large"
         expensive_size = "large" if cheap_size == "small" else "small"
-        layers = section["layers"]
-        sae_nodes: dict[tuple[int, str, int, int], Node] = {}
-        activation_nodes: dict[int, Node] = {}
-        for layer in layers:
-            acts = plan.add(
-                "sae_activations", f"{modality}/L{layer}/activations",
-                {"modality": modality, "layer": layer, "seed": seed, **section["sae_activations"],
-                 **_pool_params(config, modality)},
-                {"backbone": primary},
-            )  # fmt: skip
-            activation_nodes[layer] = acts
-            for arch in sae_cfg["architectures"]:
-                for expansion in sae_cfg["expansions"]:
-                    seeds = {}
-                    for sae_seed in sae_cfg["seeds"]:
-                        spec = {
-                            "architecture": arch, "expansion": expansion, "seed": sae_seed,
-                            "k": sae_cfg["k"] if arch != "relu" else None,
-                            "l1_coefficient": sae_cfg["l1_coefficient"] if arch == "relu" else None,
-                            "lr": sae_cfg["lr"], "training_tokens": sae_cfg["training_tokens"],
-                            "batch_size": sae_cfg["batch_size"],
-                        }  # fmt: skip
-                        key = sae_key(modality, layer, arch, expansion, sae_seed)
-                        sae = plan.add("sae", key, spec, {"activations": acts})
-                        sae_nodes[(layer, arch, expansion, sae_seed)] = sae
-                        seeds[sae_seed] = sae
-                        plan.sae_quality.append(plan.add(
-                            "sae_quality", f"{key}/quality",
-                            {"modality": modality, "layer": layer, "seed": seed,
-                             "min_explained_variance": sae_cfg["min_explained_variance"],
-                             "spliced_loss": {**section["spliced_loss"], **_pool_params(config, modality)}},
-                            {"sae": sae, "activations": acts, "backbone": primary},
-                        ))  # fmt: skip
-                    if len(seeds) > 1:
-                        halves = {}
-                        if sae_cfg["halves_control"] and (layer, arch, expansion) == (layers[0], primary_arch, primary_exp):
-                            # The primary recipe again on each half of the cache: the data-split reference.
-                            primary_spec = seeds[primary_seed].params
-                            halves = {f"half_{rows}": plan.add("sae", f"{sae_key(modality, layer, arch, expansion, primary_seed)}/{rows}",
-                                                               {**primary_spec, "rows": rows}, {"activations": acts})
-                                      for rows in ("first_half", "second_half")}  # fmt: skip
-                        plan.sae_stability.append(plan.add(
-                            "sae_stability", f"{modality}/L{layer}/{arch}-x{expansion}/stability",
-                            {"n_random": sae_cfg["stability_random_draws"], "seed": seed},
-                            {**{f"seed_{s}": node for s, node in seeds.items()}, "activations": acts, **halves},
-                        ))  # fmt: skip
-        if modality == "llm":
-            llm_handles["sae"] = {layer: sae_nodes[(layer, primary_arch, primary_exp, primary_seed)] for layer in layers}
+        layers = backbone_layers(section)
+        pool = _pool_params(config, modality)
+        per_dataset = is_dataset_scoped(section)
+        # (dataset or None, layer, arch, expansion, seed) -> SAE; (dataset or None, layer) -> its cache
+        sae_nodes: dict[tuple[str | None, int, str, int, int], Node] = {}
+        activation_nodes: dict[tuple[str | None, int], Node] = {}
+
+        def add_saes(dataset: str | None, layer: int, acts: Node) -> None:
+            activation_nodes[(dataset, layer)] = acts
+            scope = f"{modality}/{dataset}" if dataset else modality
+            family = add_sae_family(plan, modality_config, modality, scope, layer, acts, primary, pool, layer == layers[0])
+            sae_nodes.update({(dataset, layer, *recipe): node for recipe, node in family.items()})
+
+        if not per_dataset:
+            for layer in layers:
+                add_saes(None, layer, plan.add("sae_activations", f"{modality}/L{layer}/activations",
+                                               text_activation_params(config, modality, layer, pool), {"backbone": primary}))  # fmt: skip
         for dataset in enabled_datasets(section):
             tasks = plan.add("tasks", f"{modality}/{dataset}/tasks",
                              {"modality": modality, "dataset": dataset, "seed": seed,
@@ -273,15 +260,21 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                 for size in SIZES
             }  # fmt: skip
             headline_probe = None
+            scope = dataset if per_dataset else None
+            # A boundary-token SAE is checked on boundary rows (it was never fitted to the others).
+            sae_rows = {"sae_positions": "last"} if per_dataset and task_positions(modality, sae_source(section)) == "last" else {}
             for layer in layers:
                 extract = plan.add("extract", f"{modality}/{dataset}/L{layer}/extract",
                                    {"layer": layer, **section["extract"]},
                                    {"backbone": primary, "tasks": tasks})  # fmt: skip
+                if per_dataset:
+                    add_saes(dataset, layer, plan.add("sae_activations", f"{modality}/{dataset}/L{layer}/activations",
+                                                      task_activation_params(config, modality, dataset, layer), {"extract": extract}))  # fmt: skip
                 for arch in sae_cfg["architectures"]:
                     for expansion in sae_cfg["expansions"]:
-                        sae = sae_nodes[(layer, arch, expansion, primary_seed)]
+                        sae = sae_nodes[(scope, layer, arch, expansion, primary_seed)]
                         codes = plan.add("codes", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/codes",
-                                         {"min_explained_variance": sae_cfg["min_explained_variance"]},
+                                         {"min_explained_variance": sae_cfg["min_explained_variance"], **sae_rows},
                                          {"sae": sae, "extract": extract})  # fmt: skip
                         if modality == "llm" and (arch, expansion) == (primary_arch, primary_exp):
                             llm_handles["datasets"].setdefault(dataset, {})[layer] = {
@@ -290,7 +283,7 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                             probe_key = f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe"
                             probe_parents = {"evaluate": evaluations[section["primary_backbone"]],
                                              "extract": extract, "codes": codes, "tasks": tasks}  # fmt: skip
-                            probe = plan.add("probe", probe_key, _probe_params(config, pooling, labels["scope"]), probe_parents)
+                            probe = plan.add("probe", probe_key, _probe_params(config, pooling, labels["scope"], modality), probe_parents)
                             is_headline = (layer, arch, expansion, pooling) == (layers[0], primary_arch, primary_exp, primary_pooling)
                             if is_headline:
                                 headline_probe = probe
@@ -298,16 +291,16 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                                     # The same headline probe with the other label scope: a robustness row.
                                     plan.sweep_probes.append(plan.add(
                                         "probe", f"{probe_key}-labels-{labels['robustness_scope']}",
-                                        _probe_params(config, pooling, labels["robustness_scope"]), probe_parents))  # fmt: skip
+                                        _probe_params(config, pooling, labels["robustness_scope"], modality), probe_parents))  # fmt: skip
                             else:
                                 plan.sweep_probes.append(probe)
-            sae = sae_nodes[(layers[0], primary_arch, primary_exp, primary_seed)]
+            sae = sae_nodes[(scope, layers[0], primary_arch, primary_exp, primary_seed)]
             causal = plan.add(
                 "causal", f"{modality}/{dataset}/causal",
                 {"seed": seed, **config["causal"], **section["causal"], "block_length": config["probe"]["block_length"],
-                 "min_explained_variance": sae_cfg["min_explained_variance"], "layer": layers[0]},
+                 "min_explained_variance": sae_cfg["min_explained_variance"], "layer": layers[0], **sae_rows},
                 {"backbone": primary, "tasks": tasks, "sae": sae, "probe": headline_probe,
-                 "activations": activation_nodes[layers[0]]},
+                 "activations": activation_nodes[(scope, layers[0])]},
             )  # fmt: skip
             selective = plan.add(
                 "selective", f"{modality}/{dataset}/selective",
@@ -315,6 +308,10 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
                 {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
             )  # fmt: skip
             plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
+        if modality == "llm":
+            # The evaluation suite uses one SAE per layer: with task-split SAEs, the first dataset's.
+            first = next((d for d, _ in activation_nodes), None)
+            llm_handles["sae"] = {layer: sae_nodes[(first, layer, primary_arch, primary_exp, primary_seed)] for layer in layers}
     plan.modular = add_modular_nodes(plan, config)
     plan.evals = add_eval_nodes(plan, config, llm_handles)
     plan.synthetic = add_synthetic_nodes(plan, config)
@@ -322,12 +319,11 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
     return plan
 
 
-def _describe_sae(node: Node) -> dict[str, Any]:
-    """modality, layer, architecture, expansion, seed of an SAE node's descendants' rows."""
-    modality, layer, rest = node.key.split("/")[:3]
-    arch, expansion, sae_seed = rest.split("-")
-    return {"modality": modality, "layer": int(layer[1:]), "architecture": arch,
-            "expansion": int(expansion[1:]), "seed": int(sae_seed[1:])}  # fmt: skip
+def _primary_expansion(config: dict[str, Any]) -> int | dict[str, int]:
+    """The headline expansion: one number, or per enabled modality when ``sae.expansions`` is a mapping."""
+    if not isinstance(config["sae"]["expansions"], dict):
+        return config["sae"]["expansions"][0]
+    return {m: sae_expansions(config["sae"], m)[0] for m in MODALITIES if config[m]["enabled"]}
 
 
 def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
@@ -341,12 +337,12 @@ def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
     for node in plan.sae_quality:
         role = f"sae_quality__{node.id}"
         parents[role] = node
-        sae_rows.append({"role": role, **_describe_sae(node.parents["sae"])})
+        sae_rows.append({"role": role, **describe_sae(node.parents["sae"])})
     for node in plan.sae_stability:
         role = f"sae_stability__{node.id}"
         parents[role] = node
         seed_roles = [r for r in node.parents if r.startswith("seed_")]  # the other parent is the activations
-        description = _describe_sae(node.parents[seed_roles[0]])
+        description = describe_sae(node.parents[seed_roles[0]])
         description.pop("seed")
         stability_rows.append({"role": role, "seeds": sorted(int(r.split("_")[1]) for r in seed_roles), **description})
     for node in plan.sweep_probes:
@@ -371,10 +367,10 @@ def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
         **extra,
         "name": config["name"],
         "seed": config["seed"],
-        "primary": {"architecture": sae_cfg["architectures"][0], "expansion": sae_cfg["expansions"][0],
+        "primary": {"architecture": sae_cfg["architectures"][0], "expansion": _primary_expansion(config),
                     "seed": sae_cfg["seeds"][0], "pooling": config["probe"]["poolings"][0],
                     "probe_mode": config["probe"]["mode"], "labels": config["labels"],
-                    "layers": {m: config[m]["layers"][0] for m in MODALITIES if config[m]["enabled"]}},  # fmt: skip
+                    "layers": {m: backbone_layers(config[m])[0] for m in MODALITIES if config[m]["enabled"]}},  # fmt: skip
         "verdicts": config["synthesis"],
         "columns": columns,
         "sae_rows": sae_rows,

@@ -21,6 +21,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from sae_difficulty.pipeline.consistency import backbone_layers, sae_expansions
 from sae_difficulty.pipeline.plan import Node, Plan
 from sae_difficulty.pipeline.store import sha256_file
 from sae_difficulty.utils.errors import InputError
@@ -56,7 +57,7 @@ def domain_sae_role(domain: str, architecture: str) -> str:
 
 def eval_layer(config: dict[str, Any]) -> int:
     """The layer the suite evaluates, checked against the LM layers the study extracts."""
-    section, layers = config["sae_evals"], config["llm"]["layers"]
+    section, layers = config["sae_evals"], backbone_layers(config["llm"])
     layer = layers[0] if section["layer"] is None else section["layer"]
     if layer not in layers:
         raise InputError(f"sae_evals.layer={layer} is not one of llm.layers {layers}; the suite reuses the study's SAEs there")
@@ -89,7 +90,7 @@ def add_eval_nodes(plan: Plan, config: dict[str, Any], llm: dict[str, Any]) -> d
     for domain, acts_node in activations.items():
         for architecture in section["architectures"]:
             spec = {
-                "architecture": architecture, "expansion": sae_cfg["expansions"][0], "seed": sae_cfg["seeds"][0],
+                "architecture": architecture, "expansion": sae_expansions(sae_cfg, "llm")[0], "seed": sae_cfg["seeds"][0],
                 "k": sae_cfg["k"] if architecture != "relu" else None,
                 "l1_coefficient": sae_cfg["l1_coefficient"] if architecture == "relu" else None,
                 "lr": sae_cfg["lr"], "training_tokens": sae_cfg["training_tokens"], "batch_size": sae_cfg["batch_size"],

@@ -96,16 +96,27 @@ def labels(facts: dict[str, Any]) -> str:
             f"{scope}.{robustness}")  # fmt: skip
 
 
+def _activation_pool(modality: str, acts: dict[str, Any]) -> str:
+    """What one modality's SAEs were trained on (``<modality>.sae_activations.source``)."""
+    source = acts.get("source", "corpus")
+    if source in ("task_train", "task_train_allpos"):
+        rows = "the boundary token" if source == "task_train" and modality == "llm" else "every position"
+        return (f"{escape(modality)}: {rows} of each dataset's training-split examples (one SAE per dataset), "
+                f"{number(100 * acts['heldout_fraction'], 0)}\\% of those examples held out")  # fmt: skip
+    where = f" of {texttt(acts['hub_text']['name'])}" if source == "hub_text" else ""
+    return f"{escape(modality)}: {count(acts.get('tokens'))} training-pool tokens{where}, {count(acts.get('heldout_tokens'))} held out"
+
+
 def saes(facts: dict[str, Any]) -> str:
     sae = facts["sae"]
     archs = ", ".join(escape(a) for a in sae["architectures"])
     sparsity = (f"TopK with $k = {number(sae['k'])}$~\\cite{{gao2024scaling}}" if "topk" in sae["architectures"] else "")
     if "relu" in sae["architectures"]:
         sparsity += ("; " if sparsity else "") + f"ReLU with an L1 coefficient of {number(sae.get('l1_coefficient'))}"
-    tokens = "; ".join(f"{escape(m)}: {count(s['sae_activations'].get('tokens'))} training-pool tokens, "
-                       f"{count(s['sae_activations'].get('heldout_tokens'))} held out"
-                       for m, s in facts["modalities"].items())  # fmt: skip
-    widths = ", ".join(f"{number(e)}" for e in sae["expansions"])
+    tokens = "; ".join(_activation_pool(m, s["sae_activations"]) for m, s in facts["modalities"].items())
+    expansions = sae["expansions"]
+    widths = (", ".join(f"{number(e)}" for e in expansions) if not isinstance(expansions, dict) else
+              "; ".join(f"{', '.join(number(e) for e in values)} ({escape(m)})" for m, values in expansions.items()))  # fmt: skip
     seeds = ", ".join(number(s) for s in sae["seeds"])
     return (f"SAEs ({archs}; {sparsity}) are trained with SAELens~\\cite{{bloom2024saelens}} on the residual stream of "
             f"each probed layer at {widths}$\\times$ the model width (the first is the headline width), seeds {seeds}, "

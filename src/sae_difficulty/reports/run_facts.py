@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sae_difficulty.pipeline.consistency import backbone_layers
 from sae_difficulty.pipeline.study import (
     MODALITIES,
     SIZES,
@@ -62,7 +63,7 @@ def collect(plan: StudyPlan, config: dict[str, Any], store: str | Path) -> dict[
         modalities[modality] = {
             "primary_backbone": section["primary_backbone"],
             "backbones": {size: _backbone(plan, modality, size) for size in SIZES},
-            "layers": list(section["layers"]),
+            "layers": backbone_layers(section),
             "datasets": {name: _dataset(plan, store, modality, name) for name in enabled_datasets(section)},
             "sae_activations": dict(section["sae_activations"]),
             "causal": dict(section["causal"]),

@@ -181,6 +181,31 @@ def selective_cells(selective: dict[str, Any], node_id: str) -> dict[str, Cell]:
         f"expensive {fmt(cascade['always_expensive']['error'])})",
         "selective", node_id, best_point["error"],
     )  # fmt: skip
+    cells.update(member_cells(cascade.get("members"), node_id))
+    return cells
+
+
+def member_cells(members: dict[str, Any] | None, node_id: str) -> dict[str, Cell]:
+    """Beside the cascade row: is the expensive member better than the cheap one on the same
+    examples (paired bootstrap CI of the error difference and its relative size), and the
+    LM's accuracy beside chance (multiple choice only; free generation has no chance level)."""
+    if not members:
+        return {}
+    resampling = "i.i.d." if members["block_length"] is None else f"blocks of {members['block_length']}"
+    cells = {
+        "cascade: expensive − cheap mean error [95% CI] (relative)": Cell(
+            f"{fmt_signed(members['delta'])} {fmt_ci(members['delta_ci_low'], members['delta_ci_high'], signed=True)} "
+            f"({fmt_signed(100 * members['relative'], 1)} % [{fmt_signed(100 * members['relative_ci_low'], 1)}, "
+            f"{fmt_signed(100 * members['relative_ci_high'], 1)}]; paired bootstrap, {resampling})",
+            "selective", node_id, members["delta"], members["delta_ci_low"], members["delta_ci_high"],
+        ),
+    }  # fmt: skip
+    accuracy = members.get("accuracy")
+    if accuracy:
+        chance = "no chance level" if accuracy["chance"] is None else f"chance {fmt(accuracy['chance'], 2)}"
+        cells["accuracy: cheap / expensive (chance)"] = Cell(
+            f"{fmt(accuracy['cheap'])} / {fmt(accuracy['expensive'])} ({chance})", "selective", node_id, accuracy["expensive"]
+        )
     return cells
 
 
@@ -261,16 +286,25 @@ def spliced_delta(spliced: dict[str, Any]) -> float | None:
     return None
 
 
+def sae_group(row: dict[str, Any]) -> tuple:
+    """The stability group of an SAE row: its cache (modality, dataset of a task-split SAE, layer) and recipe."""
+    return (row["modality"], row.get("dataset"), row["layer"], row["architecture"], row["expansion"])
+
+
+def sae_scope(row: dict[str, Any]) -> str:
+    """``llm``, or ``llm/hellaswag`` for an SAE trained on one dataset's training split."""
+    return f"{row['modality']}/{row['dataset']}" if row.get("dataset") else row["modality"]
+
+
 def sae_table(rows: list[dict[str, Any]], quality: dict[str, tuple[dict[str, Any], str]],
               stability: dict[tuple, tuple[dict[str, Any], str]]) -> pd.DataFrame:  # fmt: skip
     """One row per SAE: quality numbers and the stability of its (architecture, width) group."""
     records = []
     for row in rows:
         q, node_id = quality[row["role"]]
-        group = (row["modality"], row["layer"], row["architecture"], row["expansion"])
-        stab, stab_id = stability.get(group, (None, None))
+        stab, stab_id = stability.get(sae_group(row), (None, None))
         records.append({
-            "modality": row["modality"], "layer": row["layer"], "sae": f"{row['architecture']} x{row['expansion']}",
+            "modality": sae_scope(row), "layer": row["layer"], "sae": f"{row['architecture']} x{row['expansion']}",
             "seed": row["seed"], "explained_variance": q["explained_variance"], "l0": q["mean_l0"],
             "dead_fraction": q["dead_fraction"], "spliced_delta": spliced_delta(q["spliced"]),
             "fraction_recovered": q["spliced"].get("fraction_recovered"), "loss_unit": LOSS_UNITS.get(row["modality"], ""),

@@ -5,7 +5,8 @@ Two on-disk contracts (see ``sae_difficulty.modalities.base``):
 * SAE training cache: a zarr v3 group with float32 ``train`` [T, d] and ``heldout``
   [H, d], chunked by rows.
 * example-level activation cache (extract node): float32 ``last`` [N, d], ``mean``
-  [N, d], ``tokens`` [T, d] and int64 ``offsets`` [N+1].
+  [N, d], ``max`` [N, d] (elementwise over each example's rows), ``tokens`` [T, d] and
+  int64 ``offsets`` [N+1].
 
 :class:`ZarrBatchStream` feeds sae-lens' ``SAETrainer`` (which takes any iterator of
 ``[batch, d_in]`` tensors). It is written here because sae-lens' own ``ActivationsStore``
@@ -75,20 +76,23 @@ def write_activation_cache(
 ) -> Path:
     """Write an example-level activation cache from token rows and example offsets.
 
-    ``last`` and ``mean`` are derived from ``tokens`` (the boundary row and the mean over
-    each example's rows), so the arrays satisfy the extract contract by construction.
+    ``last``, ``mean`` and ``max`` are derived from ``tokens`` (the boundary row, the mean
+    and the elementwise maximum over each example's rows), so the arrays satisfy the
+    extract contract by construction.
     Used by tests and small adapters; large extractions should stream their own writes.
     """
     tokens = _checked_rows("tokens", tokens)
     offsets = _checked_offsets(np.asarray(offsets), tokens.shape[0], "offsets")
     sums = np.add.reduceat(tokens.astype(np.float64), offsets[:-1], axis=0)
     mean = (sums / np.diff(offsets)[:, None]).astype(np.float32)
+    maximum = np.maximum.reduceat(tokens, offsets[:-1], axis=0)
     last = tokens[offsets[1:] - 1]
     path = Path(path)
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     _create_row_array(group, "tokens", tokens, chunk_rows)
     _create_row_array(group, "last", last, chunk_rows)
     _create_row_array(group, "mean", mean, chunk_rows)
+    _create_row_array(group, "max", maximum, chunk_rows)
     group.create_array("offsets", shape=offsets.shape, dtype="int64", compressors=None)[...] = offsets
     return path
 
@@ -287,6 +291,7 @@ class ActivationCache:
     path: Path
     last: zarr.Array
     mean: zarr.Array
+    max: zarr.Array
     tokens: zarr.Array
     offsets: np.ndarray
 
@@ -300,22 +305,23 @@ class ActivationCache:
 
 
 def open_activation_cache(path: str | os.PathLike | zarr.Group) -> ActivationCache:
-    """Open and validate an example-level activation cache (``last``, ``mean``, ``tokens``,
-    ``offsets``), given its path or an open zarr group."""
+    """Open and validate an example-level activation cache (``last``, ``mean``, ``max``,
+    ``tokens``, ``offsets``), given its path or an open zarr group."""
     group = _open_group(path, "activation cache")
     path = _location(path)
     tokens = _require_array(group, path, "tokens", "float32", 2)
     last = _require_array(group, path, "last", "float32", 2)
     mean = _require_array(group, path, "mean", "float32", 2)
+    maximum = _require_array(group, path, "max", "float32", 2)
     offsets_array = _require_array(group, path, "offsets", "int64", 1)
     offsets = _checked_offsets(np.asarray(offsets_array[...]), tokens.shape[0], f"{path}: 'offsets'")
     n_examples = offsets.shape[0] - 1
-    for name, array in (("last", last), ("mean", mean)):
+    for name, array in (("last", last), ("mean", mean), ("max", maximum)):
         if array.shape != (n_examples, tokens.shape[1]):
             raise InputError(
                 f"{path}: array '{name}' has shape {array.shape}, expected {(n_examples, tokens.shape[1])}"
             )
-    return ActivationCache(path=path, last=last, mean=mean, tokens=tokens, offsets=offsets)
+    return ActivationCache(path=path, last=last, mean=mean, max=maximum, tokens=tokens, offsets=offsets)
 
 
 def iter_row_blocks(array: Any, block_rows: int, stop: int | None = None) -> Iterator[np.ndarray]:

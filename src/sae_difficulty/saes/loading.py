@@ -1,4 +1,9 @@
-"""Load sae-lens SAEs (checkpoints this project trained or external ones) with their guardrails, and their stability across seeds."""
+"""Load sae-lens SAEs (checkpoints this project trained or external ones) with their guardrails, and their stability across seeds.
+
+This is the sae-lens reader (an ``sae_lens.SAE``, for code that needs sae-lens itself).
+Stages that only read weights or encode arrays use :func:`sae_difficulty.saes.checkpoint.read_checkpoint`,
+which reads the same files without importing sae-lens and applies the same guardrails.
+"""
 
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ from sae_lens import SAE
 from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
 from sae_difficulty.core import sae_metrics
+from sae_difficulty.saes.checkpoint import read_checkpoint
 from sae_difficulty.saes.encoding import (
     DEFAULT_BATCH_SIZE,
-    decoder_directions,
     sae_architecture,
 )
-from sae_difficulty.saes.quality import evaluate_quality
+from sae_difficulty.saes.quality import require_explained_variance
 from sae_difficulty.utils.errors import InputError
 
 
@@ -65,21 +70,16 @@ def load_sae(
             f"SAE {path}: architecture '{architecture}' is not one this stage was asked for {sorted(allowed_architectures)}"
         )
     if min_explained_variance is not None:
-        if heldout is None:
-            raise InputError(f"load_sae({path}): min_explained_variance needs held-out activations (heldout=None)")
-        quality = evaluate_quality(sae, heldout, batch_size=batch_size, max_rows=floor_check_rows)
-        ev = quality.metrics["explained_variance"]
-        if not ev >= min_explained_variance:
-            raise InputError(
-                f"SAE {path}: explained variance {ev:.4f} on held-out activations is below the floor "
-                f"{min_explained_variance} (untrained or random-init SAE?)"
-            )
+        require_explained_variance(sae, path, heldout, min_explained_variance, batch_size, floor_check_rows)
     return sae
 
 
 def stability_from_checkpoints(
     paths: Mapping[str, str | os.PathLike], n_random: int = 5, seed: int = 0, **load_kwargs: Any
 ) -> dict[str, Any]:
-    """PWMCC stability report (core ``stability_report``) of SAEs saved under ``paths`` (name -> dir)."""
-    dictionaries = {name: decoder_directions(load_sae(path, **load_kwargs)) for name, path in paths.items()}
+    """PWMCC stability report (core ``stability_report``) of SAEs saved under ``paths`` (name -> dir).
+
+    Only the decoders are compared, so the checkpoints are read without sae-lens
+    (``load_kwargs``: ``expected_d_in``, ``allowed_architectures``)."""
+    dictionaries = {name: read_checkpoint(path, **load_kwargs).decoder_directions() for name, path in paths.items()}
     return sae_metrics.stability_report(dictionaries, n_random=n_random, seed=seed)

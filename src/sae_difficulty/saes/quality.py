@@ -12,12 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
-from sae_lens import SAE
 from tqdm.auto import tqdm
 
 from sae_difficulty.core import sae_metrics
 from sae_difficulty.saes.cache import iter_row_blocks
+from sae_difficulty.saes.checkpoint import SparseAutoencoder
 from sae_difficulty.saes.encoding import (
     DEFAULT_BATCH_SIZE,
     check_width,
@@ -25,7 +24,6 @@ from sae_difficulty.saes.encoding import (
 )
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.io import write_experiment, write_parquet
-from sae_difficulty.utils.plotting import save_figure
 
 # --------------------------------------------------------------------------- quality
 
@@ -40,7 +38,7 @@ class SAEQuality:
 
 @torch.no_grad()
 def evaluate_quality(
-    sae: SAE[Any],
+    sae: SparseAutoencoder,
     heldout: Any,
     batch_size: int = DEFAULT_BATCH_SIZE,
     dense_threshold: float = sae_metrics.DENSE_THRESHOLD,
@@ -86,13 +84,40 @@ def evaluate_quality(
     return SAEQuality(metrics=metrics, feature_frequency=freqs)
 
 
+def require_explained_variance(
+    sae: SparseAutoencoder,
+    path: str | os.PathLike,
+    heldout: Any,
+    floor: float,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    max_rows: int = 65_536,
+) -> float:
+    """The explained variance of ``sae`` on the first ``max_rows`` rows of ``heldout``; a one-line
+    InputError below ``floor`` (an untrained or random-init SAE, or one fitted to other activations)."""
+    if heldout is None:
+        raise InputError(f"SAE {path}: an explained-variance floor needs held-out activations (heldout=None)")
+    ev = evaluate_quality(sae, heldout, batch_size=batch_size, max_rows=max_rows).metrics["explained_variance"]
+    if not ev >= floor:
+        raise InputError(
+            f"SAE {path}: explained variance {ev:.4f} on held-out activations is below the floor "
+            f"{floor} (untrained or random-init SAE?)"
+        )
+    return ev
+
+
 def plot_feature_frequency(
     freqs: np.ndarray, path: str | os.PathLike, title: str, dense_threshold: float = sae_metrics.DENSE_THRESHOLD
 ) -> Path:
     """Histogram of log10 feature firing frequency (dead features counted in the legend), PNG.
 
     Deterministic bytes: Agg rendering, fixed size and dpi, no software/date metadata.
+    matplotlib is imported here, not with the module: stages that only evaluate (``codes``'
+    explained-variance floor) do not pay for it.
     """
+    from matplotlib.figure import Figure
+
+    from sae_difficulty.utils.plotting import save_figure
+
     freqs = np.asarray(freqs, dtype=np.float64)
     if freqs.ndim != 1 or freqs.size == 0:
         raise InputError(f"freqs: expected a non-empty 1-D array, got shape {freqs.shape}")

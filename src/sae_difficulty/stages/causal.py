@@ -1,7 +1,7 @@
 """Stage `causal`: ablate the top probe features in the SAE reconstruction (Q2), beside matched random sets.
 
 The top features come from the P5 probe fitted on training examples only; the patched
-examples are test examples only (both modalities). ``n_random_sets`` control sets of
+examples are test examples only (both modalities), less those the probe's filters dropped. ``n_random_sets`` control sets of
 the same size, each member matched to a top feature's firing-frequency decile (on the
 held-out SAE cache), go through the same patching and the same corrected test; their
 k gives the control distribution of the top features' k. Overlapping windows (the tasks'
@@ -33,7 +33,7 @@ from sae_difficulty.pipeline.runner import NodeContext
 from sae_difficulty.reports.figures import plot_feature_effects
 from sae_difficulty.saes.encoding import encode_rows
 from sae_difficulty.saes.loading import load_sae
-from sae_difficulty.stages.probe import top_sae_features
+from sae_difficulty.stages.probe import dropped_ids, top_sae_features
 from sae_difficulty.utils.io import read_json, write_experiment, write_parquet
 
 POSITIONS = ("last", "all")
@@ -104,7 +104,9 @@ def build(ctx: NodeContext) -> None:
     random_sets = matched_random_sets(frequencies, features, params["n_random_sets"], params["seed"])
     patched = features + sorted({f for s in random_sets for f in s} - set(features))
     modality, model = load_backbone(ctx.parent("backbone"))
-    deltas = modality.causal_patch(model, sae, ctx.parent("tasks"), params["layer"], patched, params, params["seed"])
+    # The examples the probe's filters dropped (near-duplicate / memorised prompts) are not patched either.
+    patch_params = {**params, "exclude_ids": dropped_ids(ctx.parent("probe"))}
+    deltas = modality.causal_patch(model, sae, ctx.parent("tasks"), params["layer"], patched, patch_params, params["seed"])
     write_parquet(ctx.out / "deltas.parquet", deltas)
     blocks = window_blocks(ctx.parent("tasks"), params.get("block_length"))
     detail, table = summarize(deltas, features, params["alpha"], params["correction"], random_sets, blocks)

@@ -1,4 +1,8 @@
-"""Stage `codes`: SAE codes of the task examples, pooled like the raw activations."""
+"""Stage `codes`: SAE codes of the task examples, pooled like the raw activations.
+
+The SAE is read with the sae-lens-free reader (``saes.checkpoint``: same files, same
+codes as sae-lens); importing sae-lens would cost each job more CPU than its work.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from sae_difficulty.pipeline.artifacts import (
 )
 from sae_difficulty.pipeline.runner import NodeContext
 from sae_difficulty.saes.cache import write_codes
+from sae_difficulty.saes.checkpoint import read_checkpoint
 from sae_difficulty.saes.encoding import encode_pooled
-from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.saes.quality import require_explained_variance
 from sae_difficulty.utils.io import write_json
 
 FLOOR_SAMPLE_TOKENS = 8192
@@ -27,16 +32,16 @@ def build(ctx: NodeContext) -> None:
     cache_path = extract_dir / ACTIVATIONS
     group = open_zarr_group(cache_path, "activation cache")
     tokens = group["tokens"]
-    step = max(1, tokens.shape[0] // FLOOR_SAMPLE_TOKENS)
-    sample = np.asarray(tokens[::step][:FLOOR_SAMPLE_TOKENS])
+    # The rows the SAE was fitted to: every position, or (``sae_positions: last``, the LM's
+    # boundary-token SAE) the boundary rows only.
+    rows = group["last"] if ctx.params.get("sae_positions") == "last" else tokens
+    step = max(1, rows.shape[0] // FLOOR_SAMPLE_TOKENS)
+    sample = np.asarray(rows[::step][:FLOOR_SAMPLE_TOKENS])
     # Refuses an SAE whose d_in does not match the cache or that explains too little
     # of these activations (untrained / random-init).
-    sae = load_sae(
-        ctx.parent("sae") / SAE_DIR,
-        expected_d_in=tokens.shape[1],
-        heldout=sample,
-        min_explained_variance=ctx.params["min_explained_variance"],
-    )
+    sae_dir = ctx.parent("sae") / SAE_DIR
+    sae = read_checkpoint(sae_dir, expected_d_in=tokens.shape[1])
+    require_explained_variance(sae, sae_dir, sample, ctx.params["min_explained_variance"])
     codes = encode_pooled(sae, group)
     write_codes(ctx.out / CODES, codes)
     shutil.copyfile(extract_dir / EXAMPLES, ctx.out / EXAMPLES)

@@ -19,7 +19,7 @@ from sae_difficulty.pipeline.artifacts import (
     SAE_DIR,
     backbone_source,
     open_zarr_group,
-    read_array,
+    read_pooled,
     read_table,
 )
 from sae_difficulty.pipeline.runner import NodeContext
@@ -65,8 +65,8 @@ def build(ctx: NodeContext) -> None:
                                  quantile=params["labels"]["quantile"], scope=params["labels"]["scope"])  # fmt: skip
         extract_path = ctx.parent(f"{dataset}__extract") / ACTIVATIONS
         codes_path = ctx.parent(f"{dataset}__codes") / CODES
-        x_raw = read_array(open_zarr_group(extract_path, "activation cache"), params["pooling"], extract_path)
-        x_sae = read_array(open_zarr_group(codes_path, "SAE codes"), params["pooling"], codes_path)
+        x_raw = read_pooled(open_zarr_group(extract_path, "activation cache"), params["pooling"], extract_path)
+        x_sae = read_pooled(open_zarr_group(codes_path, "SAE codes"), params["pooling"], codes_path)
         tasks[f"{dataset}_difficult"] = (x_sae, x_raw, y, split == "train")
     frames, skipped = [], {}
     for name, (x_sae, x_raw, y, train_mask) in tasks.items():

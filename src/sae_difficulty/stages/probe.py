@@ -8,6 +8,14 @@ Time-ordered examples (the tasks' split table has a ``window`` grid position and
 ``tasks.json`` an ``overlap_windows``): outer folds purged by ``probe.purge_gap`` windows
 on each side of a test block, a blocked purged inner CV for C, and block bootstrap /
 block permutations of ``probe.block_length`` windows (both null = derived from the overlap).
+In ``holdout`` mode the training windows within ``purge_gap`` of the test part are
+dropped too (the original study's purge gap between its temporal train and test parts).
+
+Poolings: ``last``, ``mean``, ``max`` or ``concat`` (mean, max and last side by side), the
+same for the raw activations and the SAE codes. LM filters (``filters``, from
+``llm.filters``; :mod:`sae_difficulty.core.filters`): near-duplicate and memorised
+prompts are dropped before anything is fitted or scored; probe.json reports what each
+dropped, and the causal stage leaves the same examples out.
 """
 
 from __future__ import annotations
@@ -15,7 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sae_difficulty.core.folds import PurgedBlockedSplits, blocked_inner_splits
+from sae_difficulty.core.filters import FilterResult, apply_filters
+from sae_difficulty.core.folds import (
+    PurgedBlockedSplits,
+    blocked_inner_splits,
+    purge_mask,
+)
 from sae_difficulty.core.labels import TrainQuantileLabeler, difficulty_labels
 from sae_difficulty.core.probe import RUNGS, run_ladder
 from sae_difficulty.core.resampling import default_block_length
@@ -26,7 +39,8 @@ from sae_difficulty.pipeline.artifacts import (
     EXAMPLES,
     cheap_columns,
     open_zarr_group,
-    read_array,
+    pooled_feature_ids,
+    read_pooled,
     read_table,
 )
 from sae_difficulty.pipeline.runner import NodeContext
@@ -69,6 +83,41 @@ def _dependence_detail(dependence: dict, folds) -> dict:
     return detail
 
 
+PROMPT_PERPLEXITY = "cheap__prompt_perplexity"
+
+
+def example_filters(tasks_dir, evaluation: pd.DataFrame, filters: dict | None) -> FilterResult:
+    """The LM filters of ``filters`` (``llm.filters``) on the evaluated examples; all kept when none is set."""
+    filters = filters or {}
+    ids, split = evaluation["id"].astype(str).tolist(), evaluation["split"].to_numpy()
+    cosine, perplexity = filters.get("near_duplicate_cosine"), filters.get("contamination_perplexity")
+    prompts = None
+    if cosine is not None:
+        from sae_difficulty.modalities.llm.tasks import load_examples
+
+        _, examples = load_examples(tasks_dir)
+        by_id = {ex.id: ex.prompt for ex in examples}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise InputError(f"{tasks_dir}: evaluated example {missing[0]!r} has no task record; expected the same tasks node")
+        prompts = [by_id[i] for i in ids]
+    if perplexity is not None and PROMPT_PERPLEXITY not in evaluation.columns:
+        raise InputError(f"llm.filters.contamination_perplexity: the evaluation table has no {PROMPT_PERPLEXITY!r} column")
+    return apply_filters(
+        ids, split, prompts=prompts, near_duplicate_cosine=cosine, contamination_perplexity=perplexity,
+        prompt_perplexity=None if perplexity is None else evaluation[PROMPT_PERPLEXITY].to_numpy(dtype=np.float64),
+    )  # fmt: skip
+
+
+def holdout_purge(split: np.ndarray, positions: np.ndarray, gap: int) -> np.ndarray:
+    """True for the examples a time-ordered holdout keeps: every test window, and the training
+    windows farther than ``gap`` grid positions from every test window."""
+    is_train = split == "train"
+    keep = np.ones(split.size, dtype=bool)
+    keep[is_train] = purge_mask(positions[is_train], positions[~is_train], gap)
+    return keep
+
+
 def build(ctx: NodeContext) -> None:
     params = ctx.params
     evaluation = read_table(ctx.parent("evaluate") / EVALUATION, "evaluation table")
@@ -76,20 +125,30 @@ def build(ctx: NodeContext) -> None:
     _check_order(evaluation["id"], read_table(extract_dir / EXAMPLES, "example ids")["id"], str(extract_dir))
     _check_order(evaluation["id"], read_table(codes_dir / EXAMPLES, "example ids")["id"], str(codes_dir))
     pooling = params["pooling"]
-    raw = read_array(open_zarr_group(extract_dir / ACTIVATIONS, "activation cache"), pooling, extract_dir / ACTIVATIONS)
-    codes = read_array(open_zarr_group(codes_dir / CODES, "SAE codes"), pooling, codes_dir / CODES)
+    raw = read_pooled(open_zarr_group(extract_dir / ACTIVATIONS, "activation cache"), pooling, extract_dir / ACTIVATIONS)
+    codes = read_pooled(open_zarr_group(codes_dir / CODES, "SAE codes"), pooling, codes_dir / CODES)
     cheap_names = cheap_columns(evaluation)
+    dependence = time_order(ctx.parent("tasks"), evaluation, params)
+    filtered = example_filters(ctx.parent("tasks"), evaluation, params.get("filters"))
+    keep = filtered.keep.copy()
+    n_purged_holdout = 0
+    if dependence is not None and params["mode"] == "holdout":
+        kept_by_purge = holdout_purge(evaluation["split"].to_numpy(), dependence["positions"], dependence["purge_gap"])
+        n_purged_holdout = int(np.sum(keep & ~kept_by_purge))
+        keep &= kept_by_purge
+    evaluation = evaluation[keep].reset_index(drop=True)
     blocks = {
         "cheap": evaluation[cheap_names].to_numpy(dtype=np.float64),
-        "raw": raw.astype(np.float64),
-        "sae": codes.astype(np.float64),
+        "raw": raw[keep].astype(np.float64),
+        "sae": codes[keep].astype(np.float64),
     }
     error = evaluation["error"].to_numpy(dtype=np.float64)
     split = evaluation["split"].to_numpy()
     labels_cfg = params["labels"]
     y, threshold = difficulty_labels(error, split=split, quantile=labels_cfg["quantile"], scope=labels_cfg["scope"])
     labeler = TrainQuantileLabeler(error, labels_cfg["quantile"]) if labels_cfg["scope"] == "train" else None
-    dependence = time_order(ctx.parent("tasks"), evaluation, params)
+    if dependence is not None:
+        dependence["positions"] = dependence["positions"][keep]
     options: dict = {"relabel": labeler, "refit_index": np.flatnonzero(split == "train")}
     if params["mode"] == "cv":
         fold_ids = evaluation["fold"].to_numpy()
@@ -103,7 +162,7 @@ def build(ctx: NodeContext) -> None:
         options["block_length"] = dependence["block_length"]
     result = run_ladder(
         blocks, y, seed=params["seed"], Cs=tuple(params["Cs"]), inner_folds=params["inner_folds"],
-        n_boot=params["n_boot"], n_perm=params["n_perm"], **options,
+        n_boot=params["n_boot"], n_perm=params["n_perm"], penalty=params.get("penalty", "l2"), **options,
     )  # fmt: skip
     index = np.asarray(result.eval_index)
     scores = pd.DataFrame({
@@ -123,7 +182,10 @@ def build(ctx: NodeContext) -> None:
         "label_scope": labels_cfg["scope"],
         "label_threshold": threshold if labeler is None else None,
         "label_thresholds_by_split": None if labeler is None else labeler.thresholds,
-        "dependence": None if dependence is None else _dependence_detail(dependence, options.get("folds")),
+        "dependence": None if dependence is None else {
+            **_dependence_detail(dependence, options.get("folds")), "n_purged_holdout": n_purged_holdout},
+        "filters": filtered.to_dict(),
+        "sae_width": codes.shape[1] // (3 if pooling == "concat" else 1),
         "n_examples": int(len(result.y_eval)),
         "n_difficult": int(np.sum(result.y_eval)),
         "cheap_features": cheap_names,
@@ -134,11 +196,27 @@ def build(ctx: NodeContext) -> None:
     plot_ladder(result.table, ctx.out / "ladder.png", f"Probe ladder ({pooling} pooling)")
 
 
+def _probe_detail(probe_dir) -> dict:
+    path = probe_dir / "probe.json"
+    if not path.is_file():
+        raise InputError(f"{path}: missing probe detail; expected the probe node to have written it")
+    return read_json(path)
+
+
 def top_sae_features(probe_dir, n_features: int) -> list[int]:
-    """The SAE features with the largest |P5 weight| (P5 = SAE codes only, so positions are feature ids)."""
+    """The SAE features with the largest |P5 weight| (P5 = SAE codes only, so positions are feature
+    ids; under ``concat`` pooling a feature has three columns and ranks by its largest one)."""
     coefficients = read_table(probe_dir / COEFFICIENTS, "probe coefficients")
     p5 = coefficients[coefficients["rung"] == "P5"]
     if p5.empty:
         raise InputError(f"{probe_dir}: no P5 coefficients; expected the probe ladder to have fit the SAE-only rung")
+    width = _probe_detail(probe_dir)["sae_width"]
     order = np.lexsort((p5["position"].to_numpy(), -np.abs(p5["coefficient"].to_numpy())))
-    return [int(p5["position"].to_numpy()[i]) for i in order[:n_features]]
+    ranked = pooled_feature_ids(p5["position"].to_numpy()[order], width)
+    return [int(f) for f in dict.fromkeys(ranked.tolist())][:n_features]
+
+
+def dropped_ids(probe_dir) -> list[str]:
+    """The examples the probe's filters dropped (the causal stage leaves them out too)."""
+    filters = _probe_detail(probe_dir).get("filters") or {}
+    return sorted({i for spec in (filters.get("filters") or {}).values() for i in spec["ids"]})

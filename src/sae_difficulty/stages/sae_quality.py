@@ -1,4 +1,9 @@
-"""Stage `sae_quality`: held-out reconstruction, sparsity, dead features and spliced loss."""
+"""Stage `sae_quality`: held-out reconstruction, sparsity, dead features and spliced loss.
+
+The SAE is read with the sae-lens-free reader (``saes.checkpoint``: sae-lens' own
+encode/decode on the same files); the spliced loss hooks the backbone, not sae-lens, so
+a TSFM job never imports sae-lens or TransformerLens.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from sae_difficulty.pipeline.artifacts import (
     read_array,
 )
 from sae_difficulty.pipeline.runner import NodeContext
-from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.saes.checkpoint import read_checkpoint
 from sae_difficulty.saes.quality import evaluate_quality, plot_feature_frequency
 from sae_difficulty.utils.io import write_experiment
 
@@ -22,7 +27,7 @@ def build(ctx: NodeContext) -> None:
     params = ctx.params
     cache_path = ctx.parent("activations") / ACTIVATIONS
     heldout = read_array(open_zarr_group(cache_path, "SAE training cache"), "heldout", cache_path)
-    sae = load_sae(ctx.parent("sae") / SAE_DIR, expected_d_in=heldout.shape[1])
+    sae = read_checkpoint(ctx.parent("sae") / SAE_DIR, expected_d_in=heldout.shape[1])
     result = evaluate_quality(sae, heldout)
     quality, frequencies = dict(result.metrics), np.asarray(result.feature_frequency)
     modality, model = load_backbone(ctx.parent("backbone"))

@@ -5,6 +5,10 @@ random dictionaries drawn from the covariance of the SAEs' own held-out activati
 (``matched_*``); the stability verdict (``stable_beyond_matched``) uses the matched one.
 For the primary recipe, ``halves_pwmcc`` is the PWMCC of two SAEs trained on disjoint
 halves of the cache (parents ``half_*``).
+
+Only the decoders are compared: the checkpoints are read with the sae-lens-free reader
+(``saes.checkpoint``, numpy only), since importing sae-lens would cost each job more CPU
+than its work.
 """
 
 from __future__ import annotations
@@ -21,8 +25,7 @@ from sae_difficulty.pipeline.artifacts import (
     read_array,
 )
 from sae_difficulty.pipeline.runner import NodeContext
-from sae_difficulty.saes.encoding import decoder_directions
-from sae_difficulty.saes.loading import load_sae
+from sae_difficulty.saes.checkpoint import read_checkpoint
 from sae_difficulty.utils.io import write_experiment
 
 #: Held-out activation rows the covariance is estimated from (evenly spaced when there are more).
@@ -31,7 +34,7 @@ COVARIANCE_ROWS = 20_000
 
 def build(ctx: NodeContext) -> None:
     dictionaries = {
-        role: decoder_directions(load_sae(path / SAE_DIR)) for role, path in ctx.parents_with_prefix("seed_").items()
+        role: read_checkpoint(path / SAE_DIR).decoder_directions() for role, path in ctx.parents_with_prefix("seed_").items()
     }
     cache_path = ctx.parent("activations") / ACTIVATIONS
     heldout = read_array(open_zarr_group(cache_path, "SAE training cache"), "heldout", cache_path)
@@ -40,6 +43,6 @@ def build(ctx: NodeContext) -> None:
                                       seed=ctx.params["seed"])  # fmt: skip
     halves = ctx.parents_with_prefix("half_")
     if halves:  # the primary recipe on disjoint halves of the cache
-        first, second = (decoder_directions(load_sae(path / SAE_DIR)) for path in halves.values())
+        first, second = (read_checkpoint(path / SAE_DIR).decoder_directions() for path in halves.values())
         report["halves_pwmcc"] = pwmcc(first, second)
     write_experiment(ctx.out, "stability", report, pd.DataFrame(report["pairs"]))

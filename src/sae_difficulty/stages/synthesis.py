@@ -31,6 +31,8 @@ from sae_difficulty.reports.synthesis import (
     margin_of,
     markdown_table,
     probe_cells,
+    sae_group,
+    sae_scope,
     sae_table,
     selective_cells,
     summary_lines,
@@ -81,13 +83,12 @@ def _sae_section(ctx: NodeContext, figures: Path) -> tuple[pd.DataFrame, list[st
     for row in ctx.params["sae_rows"]:
         directory = ctx.parent(row["role"])
         quality[row["role"]] = (load_result(directory, "quality"), directory.name)
-        prefix = f"sae_{row['modality']}_L{row['layer']}_{row['architecture']}x{row['expansion']}_s{row['seed']}"
+        prefix = f"sae_{sae_scope(row).replace('/', '_')}_L{row['layer']}_{row['architecture']}x{row['expansion']}_s{row['seed']}"
         figure_names += _copy_figures(directory, ["feature_frequency.png"], figures, prefix)
     stability = {}
     for row in ctx.params["stability_rows"]:
         directory = ctx.parent(row["role"])
-        group = (row["modality"], row["layer"], row["architecture"], row["expansion"])
-        stability[group] = (load_result(directory, "stability"), directory.name)
+        stability[sae_group(row)] = (load_result(directory, "stability"), directory.name)
     return sae_table(ctx.params["sae_rows"], quality, stability), figure_names
 
 
@@ -115,6 +116,39 @@ def _sweep_table(ctx: NodeContext) -> Table:
     return table
 
 
+FILTER_NAMES = {"near_duplicate": "near-duplicate prompts (TF-IDF cosine ≥ {threshold:g})",
+                "contamination": "memorised prompts (prompt-only perplexity ≤ {threshold:g})"}  # fmt: skip
+
+
+def example_filter_lines(column_data: dict[str, dict]) -> list[str]:
+    """One line per column: what the headline probe's example filters dropped (the LM's
+    near-duplicate and contamination filters) and, for time-ordered holdout, the training
+    windows purged next to the test part."""
+    lines = []
+    for name, results in column_data.items():
+        probe = results["probe"]
+        filters = probe.get("filters") or {}
+        parts = []
+        for key, spec in (filters.get("filters") or {}).items():
+            by_split = ", ".join(f"{split} {count}" for split, count in spec["n_dropped_by_split"].items())
+            parts.append(f"{FILTER_NAMES[key].format(threshold=spec['threshold'])}: {spec['n_dropped']} dropped ({by_split})")
+        purged = (probe.get("dependence") or {}).get("n_purged_holdout")
+        if purged:
+            parts.append(f"training windows within the purge gap of the test part: {purged} dropped")
+        if not parts:
+            parts.append("no example filter configured")
+        kept = f"; {filters['n_kept']} of {filters['n_examples']} examples kept" if filters.get("filters") else ""
+        lines.append(f"- {name}: " + "; ".join(parts) + kept)
+    return lines
+
+
+def _expansion_text(expansion: int | dict[str, int]) -> str:
+    """``4×``, or ``4× (llm), 8× (tsfm)`` when each modality has its own expansion."""
+    if isinstance(expansion, dict):
+        return ", ".join(f"{value}× ({modality})" for modality, value in expansion.items())
+    return f"{expansion}×"
+
+
 def _header(params: dict) -> list[str]:
     primary = params["primary"]
     layers = ", ".join(f"{m} layer {layer}" for m, layer in primary["layers"].items())
@@ -122,7 +156,7 @@ def _header(params: dict) -> list[str]:
         "# Cross-modal synthesis: do SAE features encode self-difficulty?",
         "",
         f"Config `{params['name']}` · {code_version(params['stage_versions'])} · seed {params['seed']}.",
-        f"Headline probes: {layers}; {primary['architecture']} SAE at {primary['expansion']}× width (seed {primary['seed']}); "
+        f"Headline probes: {layers}; {primary['architecture']} SAE at {_expansion_text(primary['expansion'])} width (seed {primary['seed']}); "
         f"{primary['pooling']} pooling; probe mode `{primary['probe_mode']}`; difficulty = error above the "
         f"{primary['labels']['quantile']} quantile ({primary['labels']['scope']} scope: "
         + ("the threshold of each fold's training examples only" if primary["labels"]["scope"] == "train"
@@ -137,6 +171,11 @@ def _header(params: dict) -> list[str]:
         "above 0), SAE worse (95% CI below 0), equivalent within ±m (90% CI inside ±m), otherwise inconclusive. "
         "Causal k/n = ablated top features significant after correction, beside the median and 95th percentile of k "
         "over random feature sets matched on firing frequency (deciles), with the empirical p.",
+        (
+            "Cascade: the expensive member minus the cheap one, mean error on the same scored examples (negative = the "
+            "expensive member is better, so routing can pay), with a paired-bootstrap 95% CI resampled as the probe was; "
+            "accuracy beside chance for multiple choice (HellaSwag: 1/4; SQuAD's exact match has no chance level)."
+        ),
         "",
     ]
 
@@ -156,6 +195,7 @@ def build(ctx: NodeContext) -> None:
     lines += [f"- {line}" for line in summary_lines(column_modalities, verdict, params["verdicts"])]
     lines += ["", "## Self-difficulty signal (Q1 probes, Q2 causal, Q3 selective, Q4 cascade)", ""]
     lines += markdown_table(main, notes)
+    lines += ["", "### Examples dropped before the probes", ""] + example_filter_lines(column_data)
     lines += ["", "## SAEs: quality and stability", "",
               "EV = explained variance on held-out activations; L0 = mean active features per token; dead = share of "
               "features that never fired on the held-out budget; spliced Δ = loss increase with the reconstruction "

@@ -162,3 +162,33 @@ def test_device_is_picked_automatically():
     assert llm_backbone.pick_device("cpu") == "cpu"
     expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert llm_backbone.pick_device() == expected
+
+
+def test_repeat_spans_copy_a_span_of_the_window_later_in_it():
+    windows = torch.arange(1, 129).repeat(50, 1)
+    windows[:, 0] = 0  # BOS
+    repeated = llm_backbone.repeat_spans(windows, torch.Generator().manual_seed(0))
+    assert repeated.shape == windows.shape and (repeated[:, 0] == 0).all()
+    low, high = llm_backbone.REPEAT_SPAN
+    positions = set()
+    for row in repeated.tolist():
+        body = row[1:]
+        # the body is the original text with one copied span inserted: exactly one place where it steps back
+        steps_back = [i for i in range(1, len(body)) if body[i] <= body[i - 1]]
+        assert len(steps_back) == 1
+        start = steps_back[0]
+        length = next(k for k in range(1, len(body) - start + 1) if start + k == len(body) or body[start + k] != body[start] + k)
+        assert low <= length <= high or start + length == len(body)  # the tail may cut the copy
+        assert body[start : start + length] == body[body.index(body[start]) :][:length]  # the copy repeats earlier text
+        positions.add(start)
+    assert len(positions) > 20  # spans land at many places, so no fixed offset can stand in for copying
+
+
+def test_repeat_fraction_zero_trains_as_plain_text_and_bad_values_fail(tmp_path):
+    plain = llm_backbone.train_backbone({**TINY, "train_steps": 2}, tmp_path / "plain", seed=1)
+    explicit = llm_backbone.train_backbone({**TINY, "train_steps": 2, "repeat_fraction": 0.0}, tmp_path / "zero", seed=1)
+    repeated = llm_backbone.train_backbone({**TINY, "train_steps": 2, "repeat_fraction": 1.0}, tmp_path / "rep", seed=1)
+    assert plain["train_loss_first"] == explicit["train_loss_first"]
+    assert repeated["train_loss_first"] != plain["train_loss_first"]
+    with pytest.raises(InputError, match="repeat_fraction"):
+        llm_backbone.BackboneParams.from_dict({"repeat_fraction": 1.5})

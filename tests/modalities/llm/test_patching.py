@@ -232,3 +232,17 @@ def test_batched_prompt_encoding_equals_one_by_one(tiny):
     batched = encode_prompts(backbone, prompts, reserve=5)
     assert batched == [encode_prompt(backbone, p, reserve=5) for p in prompts]
     assert len(batched[2]) == backbone.n_ctx - 5 and batched[2][0] == backbone.bos_id  # left-truncated, BOS kept
+
+
+def test_examples_the_probe_filters_dropped_are_not_patched(tiny, squad_dir):
+    """``exclude_ids`` (the probe's near-duplicate / memorised prompts) leaves those test examples out."""
+    backbone, _ = tiny
+    d = backbone.d_model
+    sae = make_sae(d, [(-1.0, torch.randn(d))])
+    split = pd.read_parquet(squad_dir / "examples.parquet").set_index("id")["split"]
+    test_ids = list(split[split == "test"].index)
+    dropped = test_ids[:2]
+    table = llm_patching.causal_patch(backbone, sae, squad_dir, 0, [3], {"max_examples": 4, "exclude_ids": dropped}, seed=0)
+    assert list(table["id"].unique()) == test_ids[2:6]
+    with pytest.raises(InputError, match="exclude_ids"):
+        llm_patching.causal_patch(backbone, sae, squad_dir, 0, [3], {"exclude_ids": test_ids}, seed=0)

@@ -205,3 +205,35 @@ def test_long_prompts_and_answers_are_cut_to_the_model_context(tmp_path):
     assert prompt[0] == backbone.bos_id and prompt[1:] == backbone.encode(text)[-15:]  # the end of the prompt is kept
     with pytest.raises(InputError, match="does not fit"):
         encode_prompt(backbone, text, reserve=40)
+
+
+SQUAD_CHEAP_FEATURES = {  # prompt-only: text statistics, the model's view of the prompt, context/question sizes
+    "prompt_chars", "prompt_words", "type_token_ratio", "mean_word_length", "digit_fraction", "punct_fraction",
+    "uppercase_fraction", "sentences", "prompt_tokens", "prompt_mean_nll", "prompt_perplexity", "prompt_max_nll",
+    "prompt_fills_context", "context_words", "context_tokens", "question_words", "question_tokens",
+    "question_context_overlap",
+}  # fmt: skip
+
+
+def test_squad_cheap_features_never_see_the_gold_answer(tiny, tmp_path):
+    """The SQuAD label can be the gold answer's perplexity: no cheap feature may depend on the
+    gold answer. By name (the cheap columns are exactly the prompt-only ones) and by planting:
+    the same prompts with other gold answers give the same cheap table but other perplexities."""
+    backbone, _ = tiny
+    build_tasks("squad", {"n_examples": 8}, tmp_path / "a", seed=0)
+    records = read_jsonl(tmp_path / "a" / "records.jsonl")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "task.json").write_text((tmp_path / "a" / "task.json").read_text())
+    other = [{**r, "answers": {"text": ["zebra quagga okapi" + " tapir" * i], "answer_start": [0]}} for i, r in enumerate(records)]
+    (tmp_path / "b" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
+    params = {"batch_size": 4, "max_new_tokens": 4, "squad_error": "gold_answer_perplexity"}
+    first, second = (evaluate(backbone, tmp_path / name, params, seed=0) for name in ("a", "b"))
+    cheap = [c for c in first.columns if c.startswith("cheap__")]
+    assert {c.removeprefix("cheap__") for c in cheap} == SQUAD_CHEAP_FEATURES
+    assert not [c for c in cheap if "gold" in c or "answer" in c]
+    pd.testing.assert_frame_equal(first[cheap], second[cheap])
+    # the label itself does move with the gold answer, and is the error
+    assert not np.allclose(first["gold_answer_perplexity"], second["gold_answer_perplexity"])
+    assert np.array_equal(first["error"], first["gold_answer_perplexity"])
+    with pytest.raises(InputError, match="squad_error"):
+        evaluate(backbone, tmp_path / "a", {**params, "squad_error": "f1"}, seed=0)

@@ -4,6 +4,7 @@ per-window sampling, extraction contract, SAE splicing and causal patching with 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -155,8 +156,11 @@ def test_extract_contract_and_layer_guardrail(setup):
         hidden = model.model.model.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[1]
     np.testing.assert_allclose(tokens[: 2 * CONTEXT], hidden[:, :CONTEXT].reshape(-1, 16).numpy(), rtol=1e-5, atol=1e-6)
     for bad in (2, -1, "1"):
-        with pytest.raises(InputError, match="out of range; this Chronos encoder has blocks 0..1"):
+        # one line naming the model, the layer and the valid range, before any work
+        expected = f"tsfm layer {bad!r} is out of range for {root / 'model'}: this Chronos encoder has 2 blocks (valid 0..1)"
+        with pytest.raises(InputError, match=re.escape(expected)):
             modality.extract(model, root / "tasks", bad, root / "bad.zarr", {})
+        assert not (root / "bad.zarr").exists()
 
 
 def test_training_activations_come_from_the_pool(setup):

@@ -13,6 +13,7 @@ from sae_difficulty.evals.encode_fidelity.formats import (
     load_external_sae,
     save_dictionary_learning,
     source_codes,
+    sparsify_disk_loader,
 )
 from sae_difficulty.evals.encode_fidelity.main import (
     EncodeFidelityResult,
@@ -40,4 +41,5 @@ __all__ = [
     "require_encode_fidelity",
     "save_dictionary_learning",
     "source_codes",
+    "sparsify_disk_loader",
 ]

@@ -1,10 +1,11 @@
 """Loading SAEs saved in external formats, and each format's own encoding recomputed in numpy.
 
 SAEs trained elsewhere arrive in other formats: sae-lens directories (``cfg.json`` +
-``sae_weights.safetensors``) and the ``dictionary_learning`` / SAEBench ``AutoEncoder``
-checkpoints (``ae.pt``). Why hand-written: sae-lens converts ``dictionary_learning``
-checkpoints only from the Hugging Face hub (``dictionary_learning_sae_huggingface_loader_1``);
-here the same state-dict mapping is applied to a local file through
+``sae_weights.safetensors``), the ``dictionary_learning`` / SAEBench ``AutoEncoder``
+checkpoints (``ae.pt``) and EleutherAI sparsify's per-hookpoint folders (``cfg.json`` +
+``sae.safetensors``). Why hand-written: sae-lens converts ``dictionary_learning`` and
+sparsify checkpoints only from the Hugging Face hub (its ``*_huggingface_loader``
+functions); here the same state-dict mappings are applied to local files through
 ``SAE.load_from_disk``'s ``converter`` hook. The numpy encoders are deliberately
 independent of sae-lens: they are the reference the loaded SAE is checked against.
 """
@@ -24,8 +25,10 @@ from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
 from sae_difficulty.utils.errors import InputError
 
-FORMATS = ("saelens", "dictionary_learning")
+FORMATS = ("saelens", "dictionary_learning", "sparsify")
 DICTIONARY_LEARNING_FILENAME = "ae.pt"
+SPARSIFY_CFG_FILENAME, SPARSIFY_WEIGHTS_FILENAME = "cfg.json", "sae.safetensors"
+_SPARSIFY_KEYS = ("encoder.weight", "encoder.bias", "W_dec", "b_dec")
 # dictionary_learning AutoEncoder (ReLU) and AutoEncoderTopK state-dict keys
 _DL_RELU_KEYS = ("encoder.weight", "encoder.bias", "decoder.weight", "bias")
 _DL_TOPK_KEYS = ("encoder.weight", "encoder.bias", "decoder.weight", "b_dec", "k")
@@ -104,12 +107,69 @@ def dictionary_learning_disk_loader(
     return cfg, {name: tensor.to(device) for name, tensor in weights.items()}
 
 
+def _read_sparsify(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The ``cfg.json`` and tensors of a sparsify hookpoint folder, refusing what a TopK SAE cannot express."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    for filename in (SPARSIFY_CFG_FILENAME, SPARSIFY_WEIGHTS_FILENAME):
+        if not (path / filename).is_file():
+            raise InputError(f"sparsify SAE {path}: missing {filename} (sparsify format: one folder per hookpoint with "
+                             f"{SPARSIFY_CFG_FILENAME} + {SPARSIFY_WEIGHTS_FILENAME})")  # fmt: skip
+    cfg = json.loads((path / SPARSIFY_CFG_FILENAME).read_text())
+    for key, allowed in (("activation", "topk"), ("transcode", False), ("skip_connection", False)):
+        if cfg.get(key, allowed) != allowed:
+            raise InputError(f"sparsify SAE {path}: {key}={cfg[key]!r} is unsupported; expected {allowed!r} (a TopK SAE)")
+    if "d_in" not in cfg or "k" not in cfg:
+        raise InputError(f"sparsify SAE {path}: {SPARSIFY_CFG_FILENAME} lacks d_in or k (keys {sorted(cfg)})")
+    state = load_file(path / SPARSIFY_WEIGHTS_FILENAME)
+    missing = [key for key in _SPARSIFY_KEYS if key not in state]
+    if missing:
+        raise InputError(f"sparsify SAE {path}: {SPARSIFY_WEIGHTS_FILENAME} lacks {missing} (has {sorted(state)})")
+    return cfg, state
+
+
+def sparsify_disk_loader(
+    path: str | os.PathLike, device: str = "cpu", cfg_overrides: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A ``SAE.load_from_disk`` converter for a local sparsify hookpoint folder.
+
+    sparsify encodes ``topk(relu((x - b_dec) @ encoder.weight.T + encoder.bias), k)`` and
+    decodes ``codes @ W_dec + b_dec``; sae-lens's TopK SAE with ``W_enc =
+    encoder.weight.T``, ``W_dec = W_dec`` and ``apply_b_dec_to_input=True`` computes the same.
+    """
+    cfg_file, state = _read_sparsify(path)
+    encoder_weight = state["encoder.weight"].float()
+    cfg: dict[str, Any] = {
+        "architecture": "topk",
+        "d_in": int(cfg_file["d_in"]),
+        "d_sae": int(encoder_weight.shape[0]),
+        "k": int(cfg_file["k"]),
+        "dtype": "float32",
+        "device": device,
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "metadata": {"source_format": "sparsify", "source_path": str(path)},
+    }
+    cfg.update(cfg_overrides or {})
+    weights = {
+        "W_enc": encoder_weight.T.contiguous(),
+        "b_enc": state["encoder.bias"].float(),
+        "W_dec": state["W_dec"].float().contiguous(),
+        "b_dec": state["b_dec"].float(),
+    }
+    return cfg, {name: tensor.to(device) for name, tensor in weights.items()}
+
+
 def load_external_sae(path: str | os.PathLike, format: str, device: str = "cpu") -> SAE[Any]:
-    """Load an SAE saved in ``format`` (``saelens`` directory or ``dictionary_learning`` ``ae.pt``) as a sae-lens SAE."""
+    """Load an SAE saved in ``format`` (``saelens`` or ``sparsify`` directory, ``dictionary_learning`` ``ae.pt``) as a sae-lens SAE."""
     from sae_difficulty.saes.loading import load_sae
 
     if _check_format(format) == "saelens":
         return load_sae(path, device=device)
+    if format == "sparsify":
+        _read_sparsify(path)  # one-line refusals before sae-lens sees the folder
+        return SAE.load_from_disk(Path(path), device=device, converter=sparsify_disk_loader).eval()
     file = _dictionary_learning_file(path)
     return SAE.load_from_disk(file, device=device, converter=dictionary_learning_disk_loader).eval()
 
@@ -147,6 +207,13 @@ def _dictionary_learning_codes(path: str | os.PathLike, x: np.ndarray) -> np.nda
     return _top_k_rows(post, int(state["k"])) if _is_topk(state) else post
 
 
+def _sparsify_codes(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
+    cfg, tensors = _read_sparsify(path)
+    state = {name: tensor.detach().double().numpy() for name, tensor in tensors.items()}
+    post = _relu((x - state["b_dec"]) @ state["encoder.weight"].T + state["encoder.bias"])
+    return _top_k_rows(post, int(cfg["k"]))
+
+
 def _saelens_codes(path: str | os.PathLike, x: np.ndarray) -> np.ndarray:
     from safetensors.numpy import load_file
 
@@ -180,11 +247,14 @@ def source_codes(path: str | os.PathLike, format: str, rows: np.ndarray) -> np.n
     ``dictionary_learning``: ``relu((x - bias) @ encoder.weight.T + encoder.bias)``
     (TopK checkpoints: top-``k`` of that per row, with ``b_dec`` as the shift).
     ``saelens``: the architecture's encode read from ``cfg.json`` (standard, topk,
-    jumprelu), ``normalize_activations='none'`` only.
+    jumprelu), ``normalize_activations='none'`` only. ``sparsify``: top-``k`` of
+    ``relu((x - b_dec) @ encoder.weight.T + encoder.bias)``.
     """
     x = np.asarray(rows, dtype=np.float64)
     if x.ndim != 2:
         raise InputError(f"rows: expected a 2-D array [n, d_in], got shape {x.shape}")
     if _check_format(format) == "dictionary_learning":
         return _dictionary_learning_codes(path, x)
+    if format == "sparsify":
+        return _sparsify_codes(path, x)
     return _saelens_codes(path, x)

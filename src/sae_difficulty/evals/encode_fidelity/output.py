@@ -14,7 +14,7 @@ class EncodeFidelityOutput(EvalOutput):
     """Agreement of a loaded SAE's codes with its source format's own encoding (summary; per-row in the table)."""
 
     path: str
-    format: Literal["saelens", "dictionary_learning"]
+    format: Literal["saelens", "dictionary_learning", "sparsify"]
     config: EncodeFidelityConfig.document_model()  # type: ignore[valid-type]
     n_rows: PositiveCount
     d_sae: PositiveCount

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from sae_difficulty.modalities.llm import backbone as llm_backbone
+from sae_difficulty.modalities.llm import hub_text as llm_hub_text
 from sae_difficulty.modalities.llm import patching as llm_patching
 from sae_difficulty.modalities.llm.backbone import (
     Backbone,
@@ -74,7 +75,10 @@ class LanguageModality:
         return llm_patching.extract(model, tasks_dir, layer, out_zarr, params)
 
     def training_activations(self, model: Backbone, layer: int, out_zarr: Path, params: dict[str, Any], seed: int) -> dict[str, Any]:
-        """Token-level residuals of held-apart text (``train``/``heldout``) for SAE training."""
+        """Token-level residuals (``train``/``heldout``) for SAE training: of held-apart text of the
+        bundled corpus, or with ``params["source"] == "hub_text"`` of a hub text dataset."""
+        if params.get("source") == "hub_text":
+            return llm_hub_text.training_activations(model, layer, out_zarr, params, seed)
         return llm_patching.training_activations(model, layer, out_zarr, params, seed)
 
     def spliced_loss(self, model: Backbone, sae: Any, layer: int, params: dict[str, Any], seed: int) -> dict[str, float]:

@@ -7,10 +7,11 @@ tokenizer trained on the same text; both are saved with ``save_pretrained``.
 
 Loading: :func:`load_backbone` returns a :class:`Backbone` holding a TransformerLens
 ``HookedTransformer``. A hub name goes through ``HookedTransformer.from_pretrained_no_processing``;
-a local Hugging Face directory is converted with TransformerLens's own functions
-(``get_pretrained_model_config`` reads the local ``config.json``; ``convert_neox_weights``
-maps the weights), because ``HookedTransformer.from_pretrained`` only accepts official
-names and fetches their config from the hub. Both routes load the weights *unprocessed*
+a local Hugging Face directory of a supported family (GPT-2, Pythia/GPT-NeoX, Llama, Qwen2,
+Gemma-2; :mod:`families`) gets its TransformerLens config from its own ``config.json`` and
+its weights through TransformerLens's per-architecture conversion, because
+``HookedTransformer.from_pretrained`` only accepts official names and TransformerLens's
+local-path config route fails for most families. Both routes load the weights *unprocessed*
 (no LayerNorm folding, no centering): the residual stream is then exactly the Hugging
 Face model's hidden state, and the two routes give the same activations for the same
 weights.
@@ -29,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sae_difficulty.modalities.llm import corpus as llm_corpus
+from sae_difficulty.modalities.llm import families as llm_families
 from sae_difficulty.utils.errors import InputError
 from sae_difficulty.utils.numerics import seed_everything
 
@@ -45,6 +47,9 @@ class BackboneParams:
     dimensions that are rotated; Pythia uses 0.25). Optimization: ``train_steps``,
     ``batch_size`` (windows per step), ``lr`` (AdamW, cosine decay after
     ``warmup_steps`` of linear warm-up), ``weight_decay``, ``grad_clip`` (max grad norm).
+    ``repeat_fraction``: share of each batch's windows in which a random span of the
+    window's own text (``REPEAT_SPAN`` tokens) is repeated later in the window (see
+    :func:`repeat_spans`); 0 trains on plain text only.
     ``heldout_windows``: windows of the ``heldout`` corpus role for the held-out loss.
     ``corpus``: ``prose_chars`` (null = all backbone-role prose, about 200k characters)
     and ``code_chars`` (default ``DEFAULT_CODE_CHARS``) character budgets of the
@@ -65,6 +70,7 @@ class BackboneParams:
     weight_decay: float = 0.01
     warmup_steps: int = 50
     grad_clip: float = 1.0
+    repeat_fraction: float = 0.0
     heldout_windows: int = 64
     corpus: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -76,6 +82,8 @@ class BackboneParams:
         if unknown:
             raise InputError(f"llm backbone params: unknown key(s) {unknown}; expected some of {sorted(known)}")
         made = cls(**params)
+        if not 0.0 <= made.repeat_fraction <= 1.0:
+            raise InputError(f"llm backbone params: repeat_fraction={made.repeat_fraction} must be in [0, 1]")
         if made.d_model % made.n_heads:
             raise InputError(f"llm backbone params: d_model={made.d_model} must be divisible by n_heads={made.n_heads}")
         unknown_corpus = sorted(set(made.corpus) - {"prose_chars", "code_chars"})
@@ -88,9 +96,15 @@ class BackboneParams:
 class Backbone:
     """A loaded LM: the TransformerLens model, its tokenizer and where it came from.
 
-    ``bos_id`` is prepended to every prompt (Pythia and the demo model separate
-    documents with ``<|endoftext|>``, so it marks a document start); its position is
-    never extracted or patched.
+    ``bos_id`` is prepended to every prompt and window by the project itself, in every
+    family (the tokenizer's BOS; Pythia, GPT-2 and the demo model use ``<|endoftext|>``,
+    which also separates documents; Qwen2 has no BOS token and gets its EOS). Position 0
+    is never extracted or patched (the SAE activation cache keeps positions 1..), so SAE
+    quality numbers exclude BOS as published SAE evaluations do (Gemma-2's residual at
+    BOS is far larger than at any other position). ``default_prepend_bos`` is
+    TransformerLens's per-family choice for string inputs (False for Pythia/GPT-NeoX and
+    Qwen2, True for GPT-2, Llama and Gemma-2), e.g. to compare with a published SAE's
+    ``prepend_bos``.
     """
 
     model: Any  # transformer_lens.HookedTransformer
@@ -102,6 +116,10 @@ class Backbone:
     def bos_id(self) -> int:
         token_id = self.tokenizer.bos_token_id
         return int(token_id if token_id is not None else self.tokenizer.eos_token_id)
+
+    @property
+    def default_prepend_bos(self) -> bool:
+        return bool(self.model.cfg.default_prepend_bos)
 
     @property
     def n_layers(self) -> int:
@@ -175,6 +193,33 @@ def windows_at(stream: torch.Tensor, starts: torch.Tensor, context_length: int, 
     return torch.cat([torch.full((len(starts), 1), bos_id, dtype=torch.long), body], dim=1)
 
 
+#: Lengths (tokens, inclusive) of the span a repeat window copies: a few words to a sentence.
+REPEAT_SPAN = (4, 24)
+
+
+def repeat_spans(windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each BOS-led window with a random span of its own text repeated later in it.
+
+    Why: the demo tasks are answered from the prompt (the SQuAD-demo answer follows the
+    cue's earlier occurrence in the context; the right HellaSwag ending reuses the
+    context's words), so a backbone must learn to look back and copy. Web-scale text
+    repeats itself (quotes, names, boilerplate) and teaches that; a few hundred thousand
+    tokens of Python docs and code do so too slowly for a CPU budget. A span of
+    ``REPEAT_SPAN`` tokens at a random position is inserted again after a random gap; the
+    window keeps its length (its tail is cut) and its BOS.
+    """
+    rows = windows.clone()
+    body = rows.shape[1] - 1
+    low, high = REPEAT_SPAN
+    for row in rows:
+        length = int(torch.randint(low, min(high, body // 3) + 1, (1,), generator=generator))
+        first = int(torch.randint(0, body - 2 * length + 1, (1,), generator=generator))
+        insert_at = first + length + int(torch.randint(0, body - 2 * length - first + 1, (1,), generator=generator))
+        text = row[1:].clone()
+        row[1:] = torch.cat([text[:insert_at], text[first : first + length], text[insert_at:]])[:body]
+    return rows
+
+
 def fixed_windows(stream: torch.Tensor, n_windows: int, context_length: int, bos_id: int) -> torch.Tensor:
     """Up to ``n_windows`` consecutive, non-overlapping BOS-led windows from the start of ``stream``."""
     step = context_length - 1
@@ -229,6 +274,8 @@ def train_backbone(params: dict[str, Any], out_dir: str | Path, seed: int) -> di
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
     schedule = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.train_steps)
     generator = torch.Generator().manual_seed(seed)
+    repeat_generator = torch.Generator().manual_seed(seed + 1)  # separate, so repeat_fraction=0 draws as before
+    n_repeat = round(config.repeat_fraction * config.batch_size)
     max_start = len(stream) - (config.context_length - 1)
 
     losses: list[float] = []
@@ -236,7 +283,10 @@ def train_backbone(params: dict[str, Any], out_dir: str | Path, seed: int) -> di
     progress = tqdm(range(config.train_steps), desc="train backbone", file=sys.stderr, mininterval=5.0)
     for _ in progress:
         starts = torch.randint(0, max_start, (config.batch_size,), generator=generator)
-        batch = windows_at(stream, starts, config.context_length, tokenizer.bos_token_id).to(device)
+        batch = windows_at(stream, starts, config.context_length, tokenizer.bos_token_id)
+        if n_repeat:
+            batch[:n_repeat] = repeat_spans(batch[:n_repeat], repeat_generator)
+        batch = batch.to(device)
         loss = model(input_ids=batch, labels=batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -269,7 +319,7 @@ def train_backbone(params: dict[str, Any], out_dir: str | Path, seed: int) -> di
 
 
 def load_backbone(source: str | Path, device: str | None = None) -> Backbone:
-    """Load a GPT-NeoX backbone as a TransformerLens ``HookedTransformer``.
+    """Load a language model of a supported family as a TransformerLens ``HookedTransformer``.
 
     ``source`` is either a local directory with a Hugging Face ``config.json`` (demo
     model, or a user's own checkpoint) or a hub name such as ``EleutherAI/pythia-410m``
@@ -289,30 +339,29 @@ def load_backbone(source: str | Path, device: str | None = None) -> Backbone:
 
 
 def _load_local(path: Path, device: str) -> Backbone:
+    """A local checkpoint of a supported family (:mod:`families`) as an unprocessed ``HookedTransformer``.
+
+    The config comes from the checkpoint's own ``config.json`` (:func:`families.hooked_config`),
+    the weights through TransformerLens's per-architecture conversion of the loaded Hugging
+    Face model; nothing touches the network.
+    """
     from transformer_lens import HookedTransformer
-    from transformer_lens.loading_from_pretrained import get_pretrained_model_config
-    from transformer_lens.pretrained.weight_conversions.neox import convert_neox_weights
-    from transformers import AutoConfig, AutoTokenizer, GPTNeoXForCausalLM
+    from transformer_lens.loading_from_pretrained import get_pretrained_state_dict
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     config_file = path / "config.json"
     if not config_file.exists():
         raise InputError(f"backbone directory {path} has no config.json; expected a Hugging Face model saved with save_pretrained")
     hf_config = AutoConfig.from_pretrained(path)
-    if hf_config.model_type != "gpt_neox":
-        raise InputError(
-            f"backbone {path}: model_type {hf_config.model_type!r} is not supported; expected 'gpt_neox' (Pythia architecture)"
-        )
-    hf_model = GPTNeoXForCausalLM.from_pretrained(path, dtype=torch.float32)
+    family = llm_families.family_of(hf_config, path)
+    hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     hf_model.eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
 
-    cfg = get_pretrained_model_config(str(path), device=device, dtype=torch.float32)
-    # TransformerLens's GPT-NeoX config branch leaves rotary_base at its default; take it from the checkpoint.
-    rope = getattr(hf_config, "rope_parameters", None) or {}
-    cfg.rotary_base = float(rope.get("rope_theta", getattr(hf_config, "rotary_emb_base", cfg.rotary_base)))
+    cfg = llm_families.hooked_config(hf_config, family, path, device, torch.float32)
     model = HookedTransformer(cfg, tokenizer=tokenizer, move_to_device=False)
     model.load_and_process_state_dict(
-        convert_neox_weights(hf_model, cfg),
+        get_pretrained_state_dict(str(path), cfg, hf_model=hf_model, dtype=torch.float32),
         fold_ln=False,
         center_writing_weights=False,
         center_unembed=False,

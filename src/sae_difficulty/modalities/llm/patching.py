@@ -97,10 +97,10 @@ def extract(backbone: Backbone, tasks_dir: str | Path, layer: int, out_zarr: str
       wastes few positions; the window's rows are then appended in tasks order, so the
       cache does not depend on the sorting (up to float rounding of the batch shapes);
     * ``tokens`` is written in whole chunks (:class:`~sae_difficulty.saes.cache.ChunkAlignedWriter`),
-      never rewriting a chunk; ``last`` and ``mean`` ([N, d], small) are filled in memory
-      and written once.
+      never rewriting a chunk; ``last``, ``mean`` and ``max`` ([N, d], small) are filled
+      in memory and written once.
 
-    Memory: one window of residual rows, one chunk, and ``last``/``mean``.
+    Memory: one window of residual rows, one chunk, and ``last``/``mean``/``max``.
     """
     hook_name = check_layer(backbone, layer)
     batch_size = int(params.get("batch_size", 16))
@@ -130,6 +130,7 @@ def extract(backbone: Backbone, tasks_dir: str | Path, layer: int, out_zarr: str
     group.create_array("offsets", shape=(n + 1,), chunks=(n + 1,), dtype="int64", compressors=None)[...] = offsets
     last = np.empty((n, d), dtype=np.float32)
     mean = np.empty((n, d), dtype=np.float32)
+    maximum = np.empty((n, d), dtype=np.float32)
     pad = _pad_id(backbone)
 
     @torch.no_grad()
@@ -149,9 +150,11 @@ def extract(backbone: Backbone, tasks_dir: str | Path, layer: int, out_zarr: str
                 writer.append(rows[i])
                 last[i] = rows[i][-1]
                 mean[i] = rows[i].mean(axis=0, dtype=np.float64)
+                maximum[i] = rows[i].max(axis=0)
     progress.close()
     row_array(group, "last", n, d)[...] = last
     row_array(group, "mean", n, d)[...] = mean
+    row_array(group, "max", n, d)[...] = maximum
 
     write_parquet(
         out_zarr.with_name(f"{out_zarr.stem}_examples.parquet"),
@@ -393,7 +396,8 @@ def causal_patch(
 
     ``params`` (``llm.causal``): ``max_examples`` (200), ``split`` ("test"; "train"/"all"), ``min_explained_variance``
     (0.5; the SAE must explain at least this much variance of the examples' prompt
-    activations, else a one-line error). ``seed`` is unused (the patching is
+    activations - with ``sae_positions: "last"`` of their boundary rows only - else a one-line error), ``exclude_ids`` (examples left out: those the
+    probe's filters dropped). ``seed`` is unused (the patching is
     deterministic) and kept for the protocol.
     """
     del seed
@@ -416,6 +420,11 @@ def causal_patch(
         examples = [ex for ex in examples if split_of.get(ex.id) == split]
         if not examples:
             raise InputError(f"causal_patch: {tasks_dir} has no {split} examples to patch")
+    excluded = set(params.get("exclude_ids") or ())
+    if excluded:
+        examples = [ex for ex in examples if ex.id not in excluded]
+        if not examples:
+            raise InputError(f"causal_patch: every {split} example of {tasks_dir} is in exclude_ids (filtered out)")
     examples = examples[: int(max_examples)] if max_examples else examples
 
     sequences = []
@@ -425,7 +434,9 @@ def causal_patch(
         sequences.append((prompt, answer))
 
     # fidelity on the very activations that get patched (the prompts), streamed one example at a time
-    prompt_blocks = (residuals(backbone, hook_name, layer, torch.tensor([prompt]))[0, 1:] for prompt, _ in sequences)
+    # (a boundary-token SAE, ``sae_positions: last``, on the boundary rows it was fitted to)
+    first_row = -1 if params.get("sae_positions") == "last" else 1
+    prompt_blocks = (residuals(backbone, hook_name, layer, torch.tensor([prompt]))[0, first_row:] for prompt, _ in sequences)
     check_sae_fidelity(sae, prompt_blocks, float(params.get("min_explained_variance", 0.5)), what=f"causal_patch SAE at {hook_name}")
 
     n_features = len(features)

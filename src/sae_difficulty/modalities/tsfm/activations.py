@@ -27,11 +27,11 @@ CHUNK_ROWS = 4096
 
 def extract(model: Any, tasks_dir: Path, layer: int, out_zarr: Path, params: dict[str, Any]) -> dict[str, Any]:
     """Encoder block ``layer``'s output at every context position (EOS excluded) of every
-    window, streamed to zarr: ``tokens`` [N*C, d], ``last`` (step C-1), ``mean`` (over the
-    C steps), ``offsets``. ``tokens`` is written in whole chunks
+    window, streamed to zarr: ``tokens`` [N*C, d], ``last`` (step C-1), ``mean`` and ``max``
+    (over the C steps), ``offsets``. ``tokens`` is written in whole chunks
     (:class:`~sae_difficulty.saes.cache.ChunkAlignedWriter`: no chunk is read back and
-    rewritten); ``last`` and ``mean`` ([N, d], small) are filled in memory and written
-    once. Memory: one batch of windows, one chunk, and ``last``/``mean``."""
+    rewritten); ``last``, ``mean`` and ``max`` ([N, d], small) are filled in memory and
+    written once. Memory: one batch of windows, one chunk, and ``last``/``mean``/``max``."""
     import zarr
 
     layer = patching.check_layer(model, layer)
@@ -46,6 +46,7 @@ def extract(model: Any, tasks_dir: Path, layer: int, out_zarr: Path, params: dic
     group.create_array("offsets", shape=(n + 1,), dtype="int64", compressors=None)[...] = np.arange(n + 1, dtype=np.int64) * steps
     last = np.empty((n, d), dtype=np.float32)
     mean = np.empty((n, d), dtype=np.float32)
+    maximum = np.empty((n, d), dtype=np.float32)
     batch_size = int(params.get("batch_size", 32))
     with ChunkAlignedWriter(row_array("tokens", n * steps)) as writer:
         for start in batch_progress(n, batch_size, f"extract block {layer}"):
@@ -54,8 +55,10 @@ def extract(model: Any, tasks_dir: Path, layer: int, out_zarr: Path, params: dic
             writer.append(states.reshape(-1, d))
             last[start:stop] = states[:, -1]
             mean[start:stop] = states.mean(axis=1, dtype=np.float64)
+            maximum[start:stop] = states.max(axis=1)
     row_array("last", n)[...] = last
     row_array("mean", n)[...] = mean
+    row_array("max", n)[...] = maximum
     return {
         "n_examples": n,
         "n_tokens": n * steps,
@@ -64,6 +67,7 @@ def extract(model: Any, tasks_dir: Path, layer: int, out_zarr: Path, params: dic
         "hook": f"encoder.block.{layer} output",
         "last": "last context step (position C-1; EOS excluded)",
         "mean": "mean over the C context steps",
+        "max": "elementwise maximum over the C context steps",
     }
 
 

@@ -56,7 +56,10 @@ def check_layer(pipeline, layer: Any) -> int:
     """``layer`` as an int in ``[0, n_encoder_blocks)``, else a one-line error."""
     n_blocks = len(encoder_blocks(pipeline))
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 0 <= int(layer) < n_blocks:
-        raise InputError(f"layer {layer!r} is out of range; this Chronos encoder has blocks 0..{n_blocks - 1}")
+        model = getattr(pipeline.model.model.config, "name_or_path", "") or "the backbone"
+        raise InputError(
+            f"tsfm layer {layer!r} is out of range for {model}: this Chronos encoder has {n_blocks} blocks (valid 0..{n_blocks - 1})"
+        )
     return int(layer)
 
 
