@@ -14,6 +14,19 @@ use rule store_node as sae with:
         gpu=configured_gpus,
 
 
+# A published SAE (sae.pretrained), resolved with sae-lens' registry, in place of a trained one.
+use rule store_node as sae_pretrained with:
+    output:
+        manifest=store_output("sae_pretrained"),
+    log:
+        node_log("sae_pretrained"),
+    benchmark:
+        node_benchmark("sae_pretrained")
+    resources:
+        mem_mb=mem_mb_for(8000),
+        runtime=60,
+
+
 use rule store_node as sae_quality with:
     output:
         manifest=store_output("sae_quality"),

@@ -59,6 +59,7 @@ def check_consistency(config: dict[str, Any]) -> None:
             _check_layers_within_depth(section, modality)
             _check_k_within_width(config, section, modality)
             _check_sae_source(config, section, modality)
+            _check_pretrained_layers(config, section, modality)
     if config["tsfm"]["enabled"]:
         _check_tsfm_context(config["tsfm"])
     if config["modular"]["enabled"]:
@@ -136,6 +137,17 @@ def _check_sae_source(config: dict[str, Any], section: dict[str, Any], modality:
     if source == "hub_text" and not section["sae_activations"]["hub_text"].get("name"):
         raise InputError(
             f"config key '{modality}.sae_activations.hub_text.name': source hub_text needs a hub dataset name, got null"
+        )
+
+
+def _check_pretrained_layers(config: dict[str, Any], section: dict[str, Any], modality: str) -> None:
+    """A published SAE (sae.pretrained) reads one hook: its modality probes exactly one layer."""
+    published = (config["sae"].get("pretrained") or {}).get(modality)
+    layers = backbone_layers(section)
+    if published and len(layers) != 1:
+        raise InputError(
+            f"config key '{modality}.layers': sae.pretrained.{modality} ({published['release']}/{published['sae_id']}) "
+            f"reads one hook, so the primary backbone probes exactly one layer (the SAE's); got {layers}"
         )
 
 

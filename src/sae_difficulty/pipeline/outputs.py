@@ -94,6 +94,8 @@ DECLARATIONS: dict[str, Declaration | Callable[[Mapping[str, Any]], Declaration]
     "extract": Declaration(("extract.json", EXAMPLES), {ACTIVATIONS: EXAMPLE_ARRAYS}),
     "sae_activations": Declaration(("sae_activations.json",), {ACTIVATIONS: TRAINING_ARRAYS}),
     "sae": Declaration(("training.json", *SAE_FILES)),
+    # a published SAE saved in sae-lens' format, with its provenance (stages.sae_pretrained)
+    "sae_pretrained": Declaration(("pretrained.json", f"{SAE_DIR}/cfg.json", f"{SAE_DIR}/sae_weights.safetensors")),
     "sae_quality": _experiment("quality"),
     "sae_stability": _experiment("stability"),
     "codes": Declaration(("codes.json", EXAMPLES), {CODES: ("last", "mean", "max")}),

@@ -25,9 +25,13 @@ from sae_difficulty.pipeline.study_modular import (
     add_modular_nodes,
 )
 from sae_difficulty.pipeline.study_saes import (
+    PRETRAINED_STAGE_VERSIONS,
+    add_pretrained_sae,
     add_sae_family,
     describe_sae,
     is_dataset_scoped,
+    pretrained_sae,
+    single_recipe,
     task_activation_params,
     task_positions,
     text_activation_params,
@@ -80,11 +84,14 @@ HUB_PARAMETERS = {
     "EleutherAI/pythia-14m": 14e6, "EleutherAI/pythia-70m": 70e6, "EleutherAI/pythia-160m": 160e6,
     "EleutherAI/pythia-410m": 410e6, "EleutherAI/pythia-1b": 1.0e9, "EleutherAI/pythia-1.4b": 1.4e9,
     "EleutherAI/pythia-2.8b": 2.8e9, "EleutherAI/pythia-6.9b": 6.9e9,
+    "EleutherAI/pythia-70m-deduped": 70e6, "EleutherAI/pythia-410m-deduped": 410e6,
+    "google/gemma-2-2b": 2.6e9, "google/gemma-2-9b": 9.2e9,
     "amazon/chronos-t5-tiny": 8e6, "amazon/chronos-t5-mini": 20e6, "amazon/chronos-t5-small": 46e6,
     "amazon/chronos-t5-base": 200e6, "amazon/chronos-t5-large": 710e6,
 }  # fmt: skip
 UNKNOWN_HUB_PARAMETERS = 3e9
-HUB_WIDTH = {"EleutherAI/pythia-410m": 1024, "EleutherAI/pythia-2.8b": 2560,
+HUB_WIDTH = {"EleutherAI/pythia-410m": 1024, "EleutherAI/pythia-2.8b": 2560, "EleutherAI/pythia-70m-deduped": 512,
+             "google/gemma-2-2b": 2304,
              "amazon/chronos-t5-small": 512, "amazon/chronos-t5-base": 768}  # fmt: skip
 UNKNOWN_HUB_WIDTH = 4096
 
@@ -133,7 +140,7 @@ class StudyPlan(Plan):
     """The plan plus the handles the rules and the synthesis need."""
 
     def __init__(self, config: dict[str, Any]):
-        super().__init__(STAGE_VERSIONS)
+        super().__init__({**STAGE_VERSIONS, **PRETRAINED_STAGE_VERSIONS})
         self.config = config
         self.columns: list[Column] = []
         self.sae_quality: list[Node] = []
@@ -220,6 +227,9 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
             continue
         # This modality's SAE expansions (sae.expansions may give each modality its own list).
         modality_config = {**config, "sae": {**config["sae"], "expansions": sae_expansions(config["sae"], modality)}}
+        published = pretrained_sae(config, modality)
+        if published:  # sae.pretrained: one published SAE replaces the trained family
+            modality_config["sae"] = single_recipe(modality_config["sae"])
         sae_cfg = modality_config["sae"]
         primary_exp = sae_cfg["expansions"][0]
         backbones = {
@@ -242,7 +252,10 @@ def build_plan(config: dict[str, Any]) -> StudyPlan:
         def add_saes(dataset: str | None, layer: int, acts: Node) -> None:
             activation_nodes[(dataset, layer)] = acts
             scope = f"{modality}/{dataset}" if dataset else modality
-            family = add_sae_family(plan, modality_config, modality, scope, layer, acts, primary, pool, layer == layers[0])
+            if published:
+                family = add_pretrained_sae(plan, modality_config, modality, scope, layer, acts, primary, pool)
+            else:
+                family = add_sae_family(plan, modality_config, modality, scope, layer, acts, primary, pool, layer == layers[0])
             sae_nodes.update({(dataset, layer, *recipe): node for recipe, node in family.items()})
 
         if not per_dataset:
@@ -376,6 +389,7 @@ def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
         "sae_rows": sae_rows,
         "stability_rows": stability_rows,
         "sweep_rows": sweep_rows,
-        "stage_versions": STAGE_VERSIONS,
+        # The published-SAE stage's version only where a published SAE is used (other ids stay).
+        "stage_versions": {**STAGE_VERSIONS, **PRETRAINED_STAGE_VERSIONS} if plan.stage("sae_pretrained") else STAGE_VERSIONS,
     }
     return plan.add("synthesis", "synthesis", params, parents)

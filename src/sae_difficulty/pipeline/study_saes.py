@@ -14,6 +14,10 @@
 A family is every (architecture, expansion, seed) of the ``sae`` section, a quality node
 per SAE, and per (architecture, expansion) a stability node when there are several seeds
 (plus the disjoint-halves control on the primary layer).
+
+``sae.pretrained.<modality>`` (a published SAE, ``{release, sae_id}`` of sae-lens' registry)
+replaces the family: one ``sae_pretrained`` node and its quality node, under the primary
+recipe's key (:func:`add_pretrained_sae`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from typing import Any
 from sae_difficulty.pipeline.consistency import TASK_SOURCES, sae_source
 from sae_difficulty.pipeline.plan import Node, Plan
 
+#: The published-SAE stage (``sae.pretrained``). Kept out of ``STAGE_VERSIONS`` (which the
+#: synthesis hashes) so configs without a published SAE keep their ids.
+PRETRAINED_STAGE_VERSIONS = {"sae_pretrained": "1"}
+PRETRAINED_NAME = "pretrained"
 #: Keys of ``<modality>.sae_activations`` that only some sources read (kept out of the others' ids).
 SOURCE_ONLY_KEYS = ("source", "heldout_fraction", "hub_text")
 #: Keys of ``<modality>.sae_activations`` the text sources (corpus, hub_text) read.
@@ -124,6 +132,42 @@ def add_sae_family(
     return family
 
 
+def pretrained_sae(config: dict[str, Any], modality: str) -> dict[str, str] | None:
+    """The published SAE ``sae.pretrained.<modality>`` names (``{release, sae_id}``), or None."""
+    return (config["sae"].get("pretrained") or {}).get(modality)
+
+
+def single_recipe(sae_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``sae`` section narrowed to its primary recipe: a published SAE replaces the whole
+    family (one SAE: no architecture / expansion sweep, no seeds, no stability rows)."""
+    return {**sae_cfg, "architectures": sae_cfg["architectures"][:1], "expansions": sae_cfg["expansions"][:1],
+            "seeds": sae_cfg["seeds"][:1]}  # fmt: skip
+
+
+def add_pretrained_sae(
+    plan: Plan, config: dict[str, Any], modality: str, scope: str, layer: int, acts: Node, backbone: Node,
+    pool: dict[str, Any],
+) -> dict[tuple[str, int, int], Node]:  # fmt: skip
+    """Declare the published SAE of ``sae.pretrained.<modality>`` at ``layer`` (stage
+    ``sae_pretrained``; its held-out rows, for the encode-fidelity check, come from ``acts``) and
+    its quality node, as :func:`add_sae_family` does for a trained SAE; return it under the
+    primary recipe's key, so codes, probes and causal patching take it where they take a trained SAE."""
+    sae_cfg, source = config["sae"], pretrained_sae(config, modality)
+    key = f"{scope}/L{layer}/{PRETRAINED_NAME}"
+    sae = plan.add("sae_pretrained", key,
+                   {"modality": modality, "layer": layer, "release": source["release"], "sae_id": source["sae_id"],
+                    "encode_fidelity": config["sae_evals"]["encode_fidelity"]},
+                   {"activations": acts})  # fmt: skip
+    plan.sae_quality.append(plan.add(
+        "sae_quality", f"{key}/quality",
+        {"modality": modality, "layer": layer, "seed": config["seed"],
+         "min_explained_variance": sae_cfg["min_explained_variance"],
+         "spliced_loss": {**config[modality]["spliced_loss"], **pool}},
+        {"sae": sae, "activations": acts, "backbone": backbone},
+    ))  # fmt: skip
+    return {(sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]): sae}
+
+
 def describe_sae(node: Node) -> dict[str, Any]:
     """modality, (dataset,) layer, architecture, expansion, seed of an SAE node, from its key.
 
@@ -135,6 +179,11 @@ def describe_sae(node: Node) -> dict[str, Any]:
     if not _LAYER.match(parts[1]):
         dataset, parts = parts[1], [parts[0], *parts[2:]]
     layer, rest = parts[1], parts[2]
+    if node.stage == "sae_pretrained":
+        # A published SAE: named by its release and id (no recipe of the project's).
+        described = {"modality": modality, "layer": int(layer[1:]), "architecture": PRETRAINED_NAME, "expansion": 0,
+                     "seed": 0, "release": node.params["release"], "sae_id": node.params["sae_id"]}  # fmt: skip
+        return {"modality": modality, "dataset": dataset, **described} if dataset else described
     arch, expansion, sae_seed = rest.split("-")
     described = {"modality": modality, "layer": int(layer[1:]), "architecture": arch,
                  "expansion": int(expansion[1:]), "seed": int(sae_seed[1:])}  # fmt: skip

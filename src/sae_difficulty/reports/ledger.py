@@ -195,10 +195,19 @@ def hardware(manifest: dict[str, Any]) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def published_sae(node: Node) -> str:
+    """``release=<release> sae_id=<id>`` of the published SAE (sae.pretrained) a node's result rests on, or ''."""
+    source = node if node.stage == "sae_pretrained" else next((n for n in _ancestors(node) if n.stage == "sae_pretrained"), None)
+    return "" if source is None else f"release={source.params['release']} sae_id={source.params['sae_id']}"
+
+
 def describe_node(node: Node) -> dict[str, Any]:
-    """What the ledger says about a node from the plan alone (Snakemake computes it when it parses)."""
+    """What the ledger says about a node from the plan alone (Snakemake computes it when it parses).
+
+    A result that rests on a published SAE names it (release and sae_id) first in its params."""
+    params = " ".join(part for part in (published_sae(node), key_params(node)) if part)
     return {"stage": node.stage, "key": node.key, "node": node.id, "model": describe_model(node),
-            "hook_point": hook_point(node), "params": key_params(node), "sae_tokens": sae_tokens(node)}  # fmt: skip
+            "hook_point": hook_point(node), "params": params, "sae_tokens": sae_tokens(node)}  # fmt: skip
 
 
 def ledger_rows(descriptions: Iterable[dict[str, Any]], store_root: str | Path) -> pd.DataFrame:

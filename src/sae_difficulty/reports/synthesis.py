@@ -304,7 +304,9 @@ def sae_table(rows: list[dict[str, Any]], quality: dict[str, tuple[dict[str, Any
         q, node_id = quality[row["role"]]
         stab, stab_id = stability.get(sae_group(row), (None, None))
         records.append({
-            "modality": sae_scope(row), "layer": row["layer"], "sae": f"{row['architecture']} x{row['expansion']}",
+            "modality": sae_scope(row), "layer": row["layer"],
+            # a published SAE (sae.pretrained) is named as sae-lens names it
+            "sae": f"{row['release']}/{row['sae_id']}" if row.get("release") else f"{row['architecture']} x{row['expansion']}",
             "seed": row["seed"], "explained_variance": q["explained_variance"], "l0": q["mean_l0"],
             "dead_fraction": q["dead_fraction"], "spliced_delta": spliced_delta(q["spliced"]),
             "fraction_recovered": q["spliced"].get("fraction_recovered"), "loss_unit": LOSS_UNITS.get(row["modality"], ""),

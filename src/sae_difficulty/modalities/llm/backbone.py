@@ -200,13 +200,15 @@ REPEAT_SPAN = (4, 24)
 def repeat_spans(windows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Each BOS-led window with a random span of its own text repeated later in it.
 
-    Why: the demo tasks are answered from the prompt (the SQuAD-demo answer follows the
-    cue's earlier occurrence in the context; the right HellaSwag ending reuses the
-    context's words), so a backbone must learn to look back and copy. Web-scale text
-    repeats itself (quotes, names, boilerplate) and teaches that; a few hundred thousand
-    tokens of Python docs and code do so too slowly for a CPU budget. A span of
-    ``REPEAT_SPAN`` tokens at a random position is inserted again after a random gap; the
-    window keeps its length (its tail is cut) and its BOS.
+    Why: the demo tasks reward looking back at the prompt (the SQuAD-demo answer follows
+    the cue's earlier occurrence in the context; the right HellaSwag ending shares more
+    of the context's words than a distractor does: word overlap alone picks it 58 % of
+    the time). Web-scale text repeats itself (quotes, names, boilerplate); a few hundred
+    thousand tokens of Python docs and code much less. A span of ``REPEAT_SPAN`` tokens at
+    a random position is inserted again after a random gap; the window keeps its length
+    (its tail is cut) and its BOS. Measured on the demo's large backbone (700 steps, one
+    seed): half the windows repeating lowered the SQuAD-demo error from 0.843 to 0.830
+    and HellaSwag's from 0.657 to 0.650; no copy of random tokens emerged at that budget.
     """
     rows = windows.clone()
     body = rows.shape[1] - 1
