@@ -137,6 +137,21 @@ def test_evaluate_table_is_batch_invariant(setup):
     assert not np.array_equal(table["error"], reseeded["error"])
 
 
+def test_scaled_crps_error_divides_each_window_by_its_own_context_level(setup):
+    """error: crps_scaled labels on CRPS over the context's mean |value| (a level-free error); raw CRPS stays beside it."""
+    modality, model, tasks = setup["modality"], setup["model"], setup["root"] / "tasks"
+    from sae_difficulty.modalities.tsfm.tasks import read_windows
+
+    _, contexts, _ = read_windows(tasks)
+    raw = modality.evaluate(model, tasks, {"num_samples": 6}, seed=0)
+    scaled = modality.evaluate(model, tasks, {"num_samples": 6, "error": "crps_scaled"}, seed=0)
+    np.testing.assert_array_equal(scaled["crps"], raw["error"])
+    np.testing.assert_allclose(scaled["error"], raw["error"] / np.abs(contexts).mean(axis=1))
+    assert not np.allclose(scaled["error"], raw["error"])
+    with pytest.raises(InputError, match=r"tsfm.evaluate.error: expected one of \['crps', 'crps_scaled'\], got 'mase'"):
+        modality.evaluate(model, tasks, {"num_samples": 6, "error": "mase"}, seed=0)
+
+
 def test_extract_contract_and_layer_guardrail(setup):
     modality, model, root = setup["modality"], setup["model"], setup["root"]
     summary = modality.extract(model, root / "tasks", 0, root / "acts.zarr", {"batch_size": 5})
