@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, run_snakemake, workflow_copy
 
 from sae_difficulty.pipeline.config import (
     check_store_path,
@@ -60,8 +60,10 @@ def test_errors_are_one_line_naming_the_key(config, expected):
     ],
 )
 def test_snakemake_fails_at_parse_time_with_the_key(tmp_path, override, fragment):
-    workdir = tmp_path / "wf"
-    shutil.copytree(REPO, workdir, ignore=shutil.ignore_patterns(".git", ".venv", "results", ".snakemake", "logs", "tests"))
+    # The workflow's own files only: a copy of the repository would also copy the virtual
+    # environment CI installs inside it (gigabytes per parameter).
+    workdir = workflow_copy(tmp_path / "wf")
+    shutil.copy2(REPO / "README.md", workdir / "README.md")  # the regular file the store case points under
     config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
     config.update(override)
     (workdir / "broken.yaml").write_text(yaml.safe_dump(config))

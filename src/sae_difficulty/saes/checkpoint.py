@@ -193,6 +193,19 @@ def _config(path: Path, raw: dict[str, Any], weights: dict[str, np.ndarray]) -> 
     )
 
 
+def require_checkpoint_files(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it is a directory holding sae-lens's two files, else a one-line InputError."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"SAE checkpoint {path} does not exist (expected a directory saved by sae-lens)")
+    for filename in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME):
+        if not (path / filename).is_file():
+            raise InputError(
+                f"SAE checkpoint {path}: missing {filename} (sae-lens format: {SAE_CFG_FILENAME} + {SAE_WEIGHTS_FILENAME})"
+            )
+    return path
+
+
 def read_checkpoint(
     path: str | os.PathLike,
     *,
@@ -209,14 +222,7 @@ def read_checkpoint(
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(f"SAE checkpoint {path} does not exist (expected a directory saved by sae-lens)")
-    for filename in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME):
-        if not (path / filename).is_file():
-            raise InputError(
-                f"SAE checkpoint {path}: missing {filename} (sae-lens format: {SAE_CFG_FILENAME} + {SAE_WEIGHTS_FILENAME})"
-            )
+    path = require_checkpoint_files(path)
     try:
         raw = json.loads((path / SAE_CFG_FILENAME).read_text())
         weights = load_file(path / SAE_WEIGHTS_FILENAME)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import Any
 
 from sae_lens import SAE
-from sae_lens.constants import SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME
 
 from sae_difficulty.core import sae_metrics
-from sae_difficulty.saes.checkpoint import read_checkpoint
+from sae_difficulty.saes.checkpoint import read_checkpoint, require_checkpoint_files
 from sae_difficulty.saes.encoding import (
     DEFAULT_BATCH_SIZE,
     sae_architecture,
@@ -46,14 +44,7 @@ def load_sae(
     explained variance on the first ``floor_check_rows`` rows of ``heldout`` activations
     is below it (untrained or random-init).
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise InputError(f"SAE checkpoint {path} does not exist (expected a directory saved by sae-lens)")
-    for filename in (SAE_CFG_FILENAME, SAE_WEIGHTS_FILENAME):
-        if not (path / filename).is_file():
-            raise InputError(
-                f"SAE checkpoint {path}: missing {filename} (sae-lens format: {SAE_CFG_FILENAME} + {SAE_WEIGHTS_FILENAME})"
-            )
+    path = require_checkpoint_files(path)
     try:
         sae = SAE.load_from_disk(str(path), device=device)
     except Exception as error:  # sae-lens raises many types for a corrupt checkpoint
