@@ -247,9 +247,9 @@ def copy_workflow(dest: Path, extra_configs: dict[str, str] | None = None) -> Pa
     return dest
 
 
-def snakemake(args: Sequence[str], cwd: Path, timeout: float = 3600) -> subprocess.CompletedProcess:
-    """Run the venv's Snakemake in ``cwd``; raise with the tail of its output on failure."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1"}
+def snakemake(args: Sequence[str], cwd: Path, timeout: float = 3600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the venv's Snakemake in ``cwd`` (``env``: extra variables); raise with the tail of its output on failure."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "HF_HUB_OFFLINE": "1", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout
     )

@@ -25,6 +25,7 @@ echo "== load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PY" bench/extraction.py --repeats "$REPEATS"
 "$PY" bench/startup.py
 "$PY" bench/end_to_end.py --config ci --cores 2 1 --timeout 3600
+"$PY" bench/end_to_end.py --config ci --cores 2 --worker off on --name end_to_end_ci_worker --timeout 3600
 "$PY" bench/incremental.py --from-run /tmp/sae-bench/e2e/ci-c2 --repeats "$REPEATS"
 if [[ "${FULL:-0}" == "1" ]]; then
   "$PY" bench/end_to_end.py --config config --cores 2 --timeout 5400

@@ -152,7 +152,7 @@ def incremental_rows() -> list[str]:
 
 def end_to_end_rows() -> tuple[list[str], list[str]]:
     rows, stage_lines = [], []
-    for name in ("end_to_end_ci", "end_to_end_ci_tsfm", "end_to_end_config", "end_to_end_config_tsfm"):
+    for name in ("end_to_end_ci", "end_to_end_ci_tsfm", "end_to_end_config", "end_to_end_config_tsfm", "end_to_end_ci_worker"):
         doc = load(name)
         if doc is None:
             continue
@@ -160,6 +160,9 @@ def end_to_end_rows() -> tuple[list[str], list[str]]:
         walls = ", ".join(f"--cores {r['cores']}: {fmt(r['wall_s'], 0)} s" for r in doc["runs"])
         capacity = ", ".join(fmt(r.get("parallel_capacity_before")) for r in doc["runs"] if r.get("parallel_capacity_before") is not None)
         for key, s in doc["speedups"].items():
+            if key == "worker_on_vs_off":
+                rows.extend(worker_rows(label, doc, s))
+                continue
             rows.append(
                 f"| 5 | {label}: {walls} | **{fmt(s['median'])}** (per round {s['per_round']}) | see note "
                 f"| ceiling node time / critical path: {', '.join(fmt(r['speedup_ceiling']) for r in doc['runs'] if r['cores'] == 1)}; "
@@ -167,7 +170,7 @@ def end_to_end_rows() -> tuple[list[str], list[str]]:
             )
         if not doc["speedups"]:
             rows.append(f"| 5 | {label}: {walls} | - | - | {load_note(doc)} | `{doc['runs'][0]['command']}` |")
-        run = min(doc["runs"], key=lambda r: r["cores"])
+        run = min(doc["runs"], key=lambda r: (r["cores"], r.get("worker", "on") != "on"))
         stage_lines.append(f"\n{label}, `{run['command']}` (wall {fmt(run['wall_s'], 0)} s; start-up of jobs {fmt(run['startup_s_total'], 0)} s of {fmt(run['job_s_total'], 0)} s job time):\n")
         stage_lines.append("| stage | nodes | node wall s (sum) | largest node s | job s (sum, incl. start-up) | peak RSS MiB |")
         stage_lines.append("|---|---|---|---|---|---|")
@@ -176,6 +179,25 @@ def end_to_end_rows() -> tuple[list[str], list[str]]:
                 f"| {stage} | {s['nodes']} | {fmt(s['wall_s_sum'], 1)} | {fmt(s['wall_s_max'], 1)} | {fmt(s.get('job_s_sum'), 1)} | {fmt(s['max_rss_mb'], 0)} |"
             )
     return rows, stage_lines
+
+
+def worker_rows(label: str, doc: dict[str, Any], comparison: dict[str, Any]) -> list[str]:
+    """The warm worker's effect (``end_to_end.py --worker off on``): per pair of runs, the
+    start-up share of job time with and without it and the on/off ratios of start-up and wall."""
+    rows = []
+    for pair in comparison["per_run_pair"]:
+        runs = {r["worker"]: r for r in doc["runs"] if (r["round"], r["cores"]) == (pair["round"], pair["cores"])}
+        share = pair["startup_share"]
+        rows.append(
+            f"| 5 | {label}, --cores {pair['cores']}, warm worker off → on: start-up {fmt(runs['off']['startup_s_total'], 0)} → "
+            f"{fmt(runs['on']['startup_s_total'], 0)} s of {fmt(runs['off']['job_s_total'], 0)} → {fmt(runs['on']['job_s_total'], 0)} s "
+            f"job time ({fmt(100 * share['off'], 1)} % → {fmt(100 * share['on'], 1)} %); wall {fmt(runs['off']['wall_s'], 0)} → "
+            f"{fmt(runs['on']['wall_s'], 0)} s | **{fmt(pair['startup_ratio_on_off'])}** start-up on/off, "
+            f"**{fmt(pair['wall_ratio_on_off'])}** wall on/off | start-up ≤ 10 % of job time: "
+            f"{'met' if share['on'] <= 0.10 else '**missed**'} | {load_note(doc)} | `python bench/end_to_end.py --config {doc['config']} "
+            f"--cores {pair['cores']} --worker off on` |"
+        )
+    return rows
 
 
 #: The plans ``startup.py`` records, in display order.

@@ -72,3 +72,31 @@ def mem_mb_for(base_mb):
 def configured_gpus(wildcards):
     """GPU request of the stages that can use one: `gpus` from the config."""
     return int(config["gpus"])
+
+
+# The warm worker (sae_difficulty.pipeline.warm_worker): on a local run, one process imports
+# the stages' libraries once and forks a child per job, so jobs skip 1-8 s of imports each.
+# Cluster jobs (a non-local executor) never use it. SAE_DIFFICULTY_WARM_WORKER=0 turns it off.
+from sae_difficulty.pipeline import warm_worker
+
+WARM_WORKERS = []
+
+
+def stop_warm_workers():
+    while WARM_WORKERS:
+        WARM_WORKERS.pop().stop()
+
+
+onstart:
+    if workflow.local_exec:
+        handle = warm_worker.start("logs/warm_worker.log")
+        if handle is not None:
+            WARM_WORKERS.append(handle)
+
+
+onsuccess:
+    stop_warm_workers()
+
+
+onerror:
+    stop_warm_workers()

@@ -1,6 +1,5 @@
 """An externally trained SAE: encode fidelity, then reconstruction on the domains (store stage `eval_external`); logic in sae_difficulty.stages.eval_external."""
 
-from sae_difficulty.pipeline.runner import run_node
-from sae_difficulty.stages import eval_external
+from sae_difficulty.pipeline.warm_worker import run_stage
 
-run_node(snakemake, eval_external.build)  # noqa: F821  (snakemake is injected by the script directive)
+run_stage(snakemake, "eval_external")  # noqa: F821  (snakemake is injected by the script directive)

@@ -1,6 +1,5 @@
 """Store stage `ground_truth`; logic in sae_difficulty.stages.ground_truth."""
 
-from sae_difficulty.pipeline.runner import run_node
-from sae_difficulty.stages import ground_truth
+from sae_difficulty.pipeline.warm_worker import run_stage
 
-run_node(snakemake, ground_truth.build)  # noqa: F821  (snakemake is injected by the script directive)
+run_stage(snakemake, "ground_truth")  # noqa: F821  (snakemake is injected by the script directive)

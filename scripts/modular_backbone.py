@@ -1,6 +1,5 @@
 """Store stage `modular_backbone`; logic in sae_difficulty.stages.modular_backbone."""
 
-from sae_difficulty.pipeline.runner import run_node
-from sae_difficulty.stages import modular_backbone
+from sae_difficulty.pipeline.warm_worker import run_stage
 
-run_node(snakemake, modular_backbone.build)  # noqa: F821  (snakemake is injected by the script directive)
+run_stage(snakemake, "modular_backbone")  # noqa: F821  (snakemake is injected by the script directive)

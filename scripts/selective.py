@@ -1,6 +1,5 @@
 """Selective prediction, calibration and the cascade (store stage `selective`); logic in sae_difficulty.stages.selective."""
 
-from sae_difficulty.pipeline.runner import run_node
-from sae_difficulty.stages import selective
+from sae_difficulty.pipeline.warm_worker import run_stage
 
-run_node(snakemake, selective.build)  # noqa: F821  (snakemake is injected by the script directive)
+run_stage(snakemake, "selective")  # noqa: F821  (snakemake is injected by the script directive)

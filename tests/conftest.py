@@ -90,11 +90,15 @@ def workflow_copy(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def ci_runs(tmp_path_factory):
     """Two runs of config/ci.yaml from empty stores, each in its own workflow copy (shared by the
-    integration and paper tests, so the CI config runs twice per session, not once per module)."""
+    integration and paper tests, so the CI config runs twice per session, not once per module).
+    The first builds its nodes in the warm worker's forked children (the default of a local run),
+    the second with the worker off, every job in its own process: the byte-identity tests of
+    tests/test_integration.py then also prove that the worker changes no output."""
     runs = []
-    for name in ("first", "second"):
+    for name, worker in (("first", "1"), ("second", "0")):
         workdir = workflow_copy(tmp_path_factory.mktemp("integration") / name)
-        run_snakemake(["--cores", "2", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir, timeout=1800)
+        run_snakemake(["--cores", "2", "--configfile", "config/ci.yaml", *RERUN_TRIGGERS], cwd=workdir, timeout=1800,
+                      env={"SAE_DIFFICULTY_WARM_WORKER": worker})  # fmt: skip
         runs.append(workdir)
     return runs
 

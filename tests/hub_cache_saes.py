@@ -27,32 +27,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hub_cache import _put_snapshot, _write_pythia, build_hf_home
+from hub_cache import PYTHIA_410M_CONFIG, _put_snapshot, _write_pythia, build_hf_home
 
 PYTHIA_70M_DEDUPED = "EleutherAI/pythia-70m-deduped"
-#: The published config.json of EleutherAI/pythia-70m-deduped.
-PYTHIA_70M_DEDUPED_CONFIG: dict[str, Any] = {
-    "architectures": ["GPTNeoXForCausalLM"],
-    "bos_token_id": 0,
-    "eos_token_id": 0,
-    "hidden_act": "gelu",
-    "hidden_size": 512,
-    "initializer_range": 0.02,
-    "intermediate_size": 2048,
-    "layer_norm_eps": 1e-05,
-    "max_position_embeddings": 2048,
-    "model_type": "gpt_neox",
-    "num_attention_heads": 8,
-    "num_hidden_layers": 6,
-    "rotary_emb_base": 10000,
-    "rotary_pct": 0.25,
-    "tie_word_embeddings": False,
-    "torch_dtype": "float16",
-    "transformers_version": "4.24.0",
-    "use_cache": True,
-    "use_parallel_residual": True,
-    "vocab_size": 50304,
-}
+#: The published config.json of EleutherAI/pythia-70m-deduped: the Pythia suite's shared fields,
+#: with its own sizes.
+PYTHIA_70M_DEDUPED_CONFIG: dict[str, Any] = {**PYTHIA_410M_CONFIG, "hidden_size": 512, "intermediate_size": 2048,
+                                             "num_attention_heads": 8, "num_hidden_layers": 6}  # fmt: skip
 
 RES_SM_RELEASE = "pythia-70m-deduped-res-sm"
 RES_SM_REPO = "ctigges/pythia-70m-deduped__res-sm_processed"

@@ -30,6 +30,15 @@ def test_ci_config_fills_every_column(ci_runs):
     assert any((results / "figures").glob("*ladder.png"))
 
 
+def test_first_run_built_its_nodes_in_the_warm_worker_and_the_second_did_not(ci_runs):
+    """The byte-identity tests below compare a warm-worker run with a run of one process per job."""
+    in_worker = [sum("warm worker's child" in log.read_text() for log in (run / "logs").glob("*/*.log")) for run in ci_runs]
+    n_logs = len(list((ci_runs[0] / "logs").glob("*/*.log")))
+    assert in_worker[1] == 0
+    # The first jobs start while the worker still imports; most of the rest go to it.
+    assert in_worker[0] >= n_logs // 2, (in_worker, n_logs)
+
+
 def test_two_runs_from_empty_stores_are_byte_identical(ci_runs):
     first, second = (run / "results" for run in ci_runs)
     for name in SYNTHESIS:

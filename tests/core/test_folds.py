@@ -1,4 +1,4 @@
-"""Purged, embargoed blocked folds and the blocked inner CV for overlapping windows."""
+"""Purged, embargoed blocked folds and the blocked and forward (TimeSeriesSplit) inner CVs for overlapping windows."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 from sae_difficulty.core.folds import (
     PurgedBlockedSplits,
     blocked_inner_splits,
+    forward_inner_splits,
     purge_mask,
 )
 from sae_difficulty.core.resampling import overlap_windows
@@ -53,6 +54,58 @@ def test_blocked_inner_splits_are_contiguous_and_purged():
         assert np.min(np.abs(positions[train][:, None] - positions[test][None, :])) > 4
     with pytest.raises(InputError, match="inner"):
         blocked_inner_splits(positions, np.r_[np.ones(10), np.zeros(110)].astype(int), 3, gap=4)
+
+
+def shuffled_windows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid positions 0..n-1 in a random order (the function must sort by time) and labels with both classes."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(n), (rng.random(n) < 0.4).astype(int)
+
+
+def test_forward_inner_splits_never_train_on_a_window_after_the_test_block():
+    positions, labels = shuffled_windows(120, 1)
+    splits = forward_inner_splits(positions, labels, 3, gap=0)
+    assert len(splits) == 3
+    for train, test in splits:
+        assert positions[train].max() < positions[test].min()  # forward only: the past predicts the future
+        assert np.all(np.diff(np.sort(positions[test])) == 1)  # the test part is the next contiguous block
+    # expanding window: each fold trains on everything before its test block
+    assert [int(positions[test].min()) for _, test in splits] == [30, 60, 90]
+    assert [train.size for train, _ in splits] == [30, 60, 90]
+
+
+def test_forward_inner_splits_purge_the_training_windows_within_gap_of_the_test_block():
+    positions, labels = shuffled_windows(120, 2)
+    gap = 4
+    for train, test in forward_inner_splits(positions, labels, 3, gap=gap):
+        first = int(positions[test].min())
+        # grid positions, not samples: exactly the windows first-gap .. first-1 are dropped
+        assert sorted(positions[train].tolist()) == list(range(first - gap))
+        assert np.min(np.abs(positions[train][:, None] - positions[test][None, :])) > gap
+
+
+def test_forward_inner_splits_drop_folds_missing_a_class():
+    positions = np.arange(120)
+    labels = np.zeros(120, dtype=int)
+    labels[np.r_[5:15, 65:75, 95:105]] = 1  # the test block 30..59 holds no difficult window
+    splits = forward_inner_splits(positions, labels, 3, gap=2)
+    assert [positions[test].min() for _, test in splits] == [60, 90]
+    labels[65:75] = 0  # now only the last test block has both classes
+    with pytest.raises(InputError, match="inner CV: only 1 of 3 forward"):
+        forward_inner_splits(positions, labels, 3, gap=2)
+    with pytest.raises(InputError, match="inner_folds"):
+        forward_inner_splits(positions[:3], labels[:3], 3, gap=0)
+
+
+def test_forward_inner_splits_are_scikit_learns_time_series_split_when_gap_is_zero():
+    from sklearn.model_selection import TimeSeriesSplit
+
+    positions, labels = np.arange(97), (np.arange(97) % 3 == 0).astype(int)
+    ours = forward_inner_splits(positions, labels, 4, gap=0)
+    theirs = list(TimeSeriesSplit(n_splits=4).split(positions))
+    assert len(ours) == len(theirs) == 4
+    for (train, test), (their_train, their_test) in zip(ours, theirs):
+        assert train.tolist() == their_train.tolist() and test.tolist() == their_test.tolist()
 
 
 def test_ladder_on_windows_uses_purged_folds_blocked_inner_cv_and_block_resampling():

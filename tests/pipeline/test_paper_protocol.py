@@ -41,6 +41,12 @@ def nodes(plan, stage: str, prefix: str = "") -> list:
     ]
 
 
+def dataset_matched(found: list) -> list:
+    """The nodes of the boundary (dataset-matched) SAE families, without the 2x2 disentanglement's
+    all-position SAE and its nodes (``/allpos/`` keys, test_the_2x2_disentanglement_...)."""
+    return [n for n in found if "/allpos/" not in n.key]
+
+
 @pytest.mark.parametrize("modality", ["llm", "tsfm"])
 def test_backbones_layers_k_and_latent_counts(plan, modality: str) -> None:
     protocol = PROTOCOL[modality]
@@ -76,7 +82,7 @@ def test_backbones_layers_k_and_latent_counts(plan, modality: str) -> None:
 def test_the_saes_are_trained_on_each_datasets_training_split(
     plan, modality: str
 ) -> None:
-    caches = nodes(plan, "sae_activations", f"{modality}/")
+    caches = dataset_matched(nodes(plan, "sae_activations", f"{modality}/"))
     datasets = PROTOCOL[modality]["datasets"]
     assert len(caches) == len(datasets) * len(
         PROTOCOL[modality]["layers"]
@@ -90,7 +96,7 @@ def test_the_saes_are_trained_on_each_datasets_training_split(
             extract.params["layer"] == cache.params["layer"]
             and cache.params["dataset"] in extract.key
         )
-    for sae in nodes(plan, "sae", f"{modality}/"):
+    for sae in dataset_matched(nodes(plan, "sae", f"{modality}/")):
         assert sae.parents["activations"].params["source"] == "task_train"
     for codes in nodes(plan, "codes", f"{modality}/"):
         dataset = codes.key.split("/")[1]
@@ -106,7 +112,7 @@ def test_poolings_labels_resampling_and_filters_of_every_probe(
     probes = nodes(plan, "probe", f"{modality}/")
     for dataset in PROTOCOL[modality]["datasets"]:
         for layer in PROTOCOL[modality]["layers"]:
-            poolings = [p.params["pooling"] for p in probes
+            poolings = [p.params["pooling"] for p in dataset_matched(probes)
                         if p.key.split("/")[1:3] == [dataset, f"L{layer}"] and p.params["labels"]["scope"] == "dataset"]  # fmt: skip
             assert poolings == POOLINGS
     for probe in probes:
@@ -194,3 +200,117 @@ def test_tsfm_windows_split_purge_and_sampling(plan, tmp_path) -> None:
         assert evaluate.params["num_samples"] == 100
     (causal,) = nodes(plan, "causal", "tsfm/")
     assert causal.params["crn"] is True
+
+
+def test_the_2x2_disentanglement_sets_an_all_position_sae_beside_the_boundary_sae(
+    plan,
+) -> None:
+    """llm.causal.disentangle (the original's 2x2: boundary / all-position SAE x boundary /
+    all-position patch): per LM dataset, on the headline layer, a cache of every prompt position of
+    the training split cut from the same extract node, one SAE of the boundary SAE's recipe on it,
+    its codes and headline probe, and a second causal node that differs from the headline one only
+    in that SAE (and drops the boundary-row restriction); the synthesis reads both."""
+    layer = PROTOCOL["llm"]["layers"][0]
+    rows = {row["column"]: row for row in plan.synthesis.params["disentangle_rows"]}
+    assert sorted(rows) == [f"llm_{d}" for d in sorted(PROTOCOL["llm"]["datasets"])]
+    assert not [n for n in nodes(plan, "causal", "tsfm/") if "allpos" in n.key]
+    for dataset in PROTOCOL["llm"]["datasets"]:
+        boundary = plan.key(f"llm/{dataset}/causal")
+        allpos = plan.key(f"llm/{dataset}/causal-allpos-sae")
+        assert (
+            plan.synthesis.parents[rows[f"llm_{dataset}"]["boundary_sae"]] is boundary
+        )
+        assert plan.synthesis.parents[rows[f"llm_{dataset}"]["allpos_sae"]] is allpos
+        # the headline causal node patches with the boundary SAE, trained on boundary rows
+        boundary_cache = boundary.parents["sae"].parents["activations"]
+        assert (
+            boundary_cache.params["source"],
+            boundary_cache.params["positions"],
+        ) == ("task_train", "last")
+        assert boundary.params["sae_positions"] == "last"
+        # the second one with an SAE of the same recipe on every prompt position of the same extract node
+        sae = allpos.parents["sae"]
+        cache = sae.parents["activations"]
+        assert (cache.params["source"], cache.params["positions"]) == (
+            "task_train_allpos",
+            "all",
+        )
+        assert cache.parents["extract"] is boundary_cache.parents["extract"]
+        assert (
+            cache.parents["extract"].params["layer"] == layer
+            and allpos.parents["activations"] is cache
+        )
+        assert (
+            sae.params == boundary.parents["sae"].params
+            and sae is not boundary.parents["sae"]
+        )
+        # its top features come from its own probe: the headline probe's params, on its own codes
+        probe = allpos.parents["probe"]
+        assert (
+            probe.params == boundary.parents["probe"].params
+            and probe.params["pooling"] == "concat"
+        )
+        assert (
+            probe.parents["codes"].parents["sae"] is sae
+            and "sae_positions" not in probe.parents["codes"].params
+        )
+        assert {
+            k: v for k, v in boundary.params.items() if k != "sae_positions"
+        } == allpos.params
+        assert (
+            allpos.parents["backbone"] is boundary.parents["backbone"]
+            and allpos.parents["tasks"] is boundary.parents["tasks"]
+        )
+        # outside the headline columns, the sweep rows and the SAE table
+        assert probe not in plan.sweep_probes and allpos not in [
+            c.causal for c in plan.columns
+        ]
+        assert not [
+            n for n in plan.sae_quality + plan.sae_stability if "allpos" in n.key
+        ]
+
+
+def test_the_tsfm_probes_choose_C_by_the_originals_forward_time_series_split(
+    plan, tmp_path
+) -> None:
+    """probe.inner_cv forward (the original's TimeSeriesSplit) reaches the TSFM probes only: the LM's
+    examples are independent, so its probes keep their params and ids; against inner_cv blocked, the
+    nodes that change are the TSFM probes and what depends on them."""
+    tsfm_probes = nodes(plan, "probe", "tsfm/")
+    assert tsfm_probes and all(p.params["inner_cv"] == "forward" for p in tsfm_probes)
+    assert not [p for p in nodes(plan, "probe", "llm/") if "inner_cv" in p.params]
+    overlay = tmp_path / "blocked.yaml"
+    overlay.write_text("probe: {inner_cv: blocked}\n")
+    blocked = build_plan(
+        resolve_config(
+            [REPO / "config" / "paper.yaml", overlay], base=REPO / "config" / "config.yaml"
+        )
+    )
+    ids = {n.key: n.id for n in blocked.nodes.values()}
+    changed = {n.key for n in plan.nodes.values() if ids[n.key] != n.id}
+    probe_keys = {p.key for p in tsfm_probes}
+    depends: dict[str, bool] = {}
+
+    def on_a_tsfm_probe(node) -> bool:
+        if node.key not in depends:
+            depends[node.key] = node.key in probe_keys or any(
+                on_a_tsfm_probe(parent) for parent in node.parents.values()
+            )
+        return depends[node.key]
+
+    assert changed == {n.key for n in plan.nodes.values() if on_a_tsfm_probe(n)}
+    assert probe_keys <= changed
+
+
+@pytest.mark.parametrize("overlays", [[], ["ci.yaml"]], ids=["demo", "ci"])
+def test_the_default_blocked_inner_cv_leaves_the_demo_and_ci_probe_ids_as_they_were(
+    overlays: list[str],
+) -> None:
+    """The default (blocked) stays out of the probe params, so adding probe.inner_cv changed no id of
+    the demo's or CI's nodes (their stores stay valid)."""
+    config = resolve_config(
+        [REPO / "config" / o for o in overlays], base=REPO / "config" / "config.yaml"
+    )
+    assert config["probe"]["inner_cv"] == "blocked"
+    probes = [n for n in build_plan(config).nodes.values() if n.stage == "probe"]
+    assert probes and not [p for p in probes if "inner_cv" in p.params]

@@ -142,3 +142,42 @@ def test_a_hub_backbone_leaves_its_layers_to_the_job() -> None:
                                                                  "large": {"hub": "EleutherAI/pythia-2.8b"}},
                                                    "layers": {"small": [12, 18], "large": [16, 28]}}})  # fmt: skip
     assert config["llm"]["layers"] == {"small": [12, 18], "large": [16, 28]}
+
+
+DISENTANGLE = {"llm": {"sae_activations": {"source": "task_train"}, "causal": {"disentangle": True}}}
+
+
+@pytest.mark.parametrize("source", ["corpus", "task_train_allpos", "hub_text"])
+def test_the_disentanglement_needs_the_boundary_sae(source: str) -> None:
+    """llm.causal.disentangle sets an all-position SAE beside the boundary SAE (source task_train):
+    with any other source there is no boundary SAE to set it beside."""
+    llm = {"sae_activations": {"source": source, "hub_text": {"name": "NeelNanda/pile-10k"}}, "causal": {"disentangle": True}}
+    message = _one_line_error({"name": "t", **HOLDOUT, "llm": llm})
+    assert "'llm.causal.disentangle'" in message and "task_train" in message and f"got {source!r}" in message
+
+
+def test_the_disentanglement_trains_its_saes() -> None:
+    pretrained = {"pretrained": {"llm": {"release": "some-release", "sae_id": "blocks.1.hook_resid_post"}}}
+    message = _one_line_error({"name": "t", **HOLDOUT, **DISENTANGLE, "sae": pretrained})
+    assert "'llm.causal.disentangle'" in message and "sae.pretrained.llm some-release/blocks.1.hook_resid_post" in message
+
+
+def test_the_disentanglement_only_adds_nodes() -> None:
+    """Turning llm.causal.disentangle on adds, per LM dataset, the all-position SAE's cache, SAE, codes,
+    probe and causal node (and a new synthesis): every other node keeps its id, so the flag itself is
+    in no node's params. Off (the default, every config but config/paper.yaml) it adds nothing."""
+    off = build_plan(_config(**HOLDOUT, llm={"sae_activations": {"source": "task_train"}}))
+    on = build_plan(_config(**HOLDOUT, **DISENTANGLE))
+    assert not [node for node in off.nodes.values() if "allpos" in node.key]
+    assert "disentangle_rows" not in off.synthesis.params
+    added = {node.key: node for node in on.nodes.values() if node.id not in off.nodes}
+    assert set(added) == {"synthesis"} | {
+        f"llm/{d}/{suffix}" for d in ("hellaswag", "squad")
+        for suffix in ("L1/allpos/activations", "L1/allpos/topk-x2-s0", "L1/allpos/topk-x2/codes",
+                       "L1/allpos/topk-x2/last/probe", "causal-allpos-sae")
+    }  # fmt: skip
+    assert {node.key for node in off.nodes.values() if node.id not in on.nodes} == {"synthesis"}
+    for dataset in ("hellaswag", "squad"):
+        allpos = added[f"llm/{dataset}/causal-allpos-sae"]
+        assert allpos.parents["sae"] is added[f"llm/{dataset}/L1/allpos/topk-x2-s0"]
+        assert on.key(f"llm/{dataset}/causal").parents["sae"].key == f"llm/{dataset}/L1/topk-x2-s0"

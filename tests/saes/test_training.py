@@ -13,7 +13,9 @@ from sae_lens import SAE
 from sae_difficulty.core import sae_metrics
 from sae_difficulty.saes.cache import open_training_cache, stream_batches
 from sae_difficulty.saes.encoding import decoder_directions
-from sae_difficulty.saes.loading import load_sae, stability_from_checkpoints
+from sae_difficulty.core.sae_metrics import stability_report
+from sae_difficulty.saes.checkpoint import read_checkpoint
+from sae_difficulty.saes.loading import load_sae
 from sae_difficulty.saes.quality import evaluate_quality
 from sae_difficulty.saes.training import (
     TRAINING_SUMMARY_FILENAME,
@@ -48,7 +50,9 @@ def test_topk_quality_on_heldout(planted: Planted, trained_topk: dict[int, Path]
 
 
 def test_pwmcc_between_seeds_beats_random_dictionaries(trained_topk: dict[int, Path]) -> None:
-    report = stability_from_checkpoints({f"seed{s}": p for s, p in trained_topk.items()}, n_random=5, seed=0)
+    # The decoders as the sae_stability stage reads them (saes.checkpoint, no sae-lens).
+    decoders = {f"seed{s}": read_checkpoint(p).decoder_directions() for s, p in trained_topk.items()}
+    report = stability_report(decoders, n_random=5, seed=0)
     pair = report["pairs"][0]
     assert pair["random_expected"] == pytest.approx(pair["random_mean"], abs=0.02)
     assert report["pwmcc_mean"] > 0.75

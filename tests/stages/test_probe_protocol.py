@@ -4,7 +4,8 @@
 Planted data: the error sits only in the max-pooled view (raw dimension 0 and SAE feature 3),
 so max and concat find it and mean does not; one near-duplicate prompt pair and one prompt of
 perplexity 1.2 are dropped and counted; training windows next to the test part of a
-time-ordered holdout are left out.
+time-ordered holdout are left out, and with ``inner_cv: forward`` C is chosen by a purged
+TimeSeriesSplit that never trains on later windows.
 """
 
 from __future__ import annotations
@@ -247,3 +248,39 @@ def test_holdout_purge_keeps_train_windows_farther_than_the_gap_from_every_test_
         16,
     ]  # purge before, embargo after
     assert keep[split == "test"].all()
+
+
+def test_inner_cv_forward_chooses_C_by_purged_time_series_split_and_probe_json_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """probe.inner_cv forward (config/paper.yaml, the original's TimeSeriesSplit): every inner fold of
+    the time-ordered probe trains on earlier windows only, farther than the purge gap from its
+    test block, and probe.json says which inner CV ran."""
+    n, cutoff = 120, 84
+    examples = pd.DataFrame({"id": [f"w-{i:04d}" for i in range(n)], "split": np.where(np.arange(n) < cutoff, "train", "test"),
+                             "fold": (np.arange(n) * 5) // n, "window": np.arange(n, dtype=np.int64)})  # fmt: skip
+    parents = max_only_parents(tmp_path / "parents", examples)
+    write_json(parents["tasks"] / "tasks.json", {"overlap_windows": GAP})
+    splitter, name = probe.INNER_CV["forward"]
+    inner_folds_seen = []
+
+    def recording(positions, labels, n_folds, gap):
+        splits = splitter(positions, labels, n_folds, gap)
+        inner_folds_seen.extend(
+            (positions[train].max(), positions[test].min()) for train, test in splits
+        )
+        return splits
+
+    monkeypatch.setitem(probe.INNER_CV, "forward", (recording, name))
+    ctx = node_context(
+        "probe",
+        {**PARAMS, "pooling": "max", "mode": "holdout", "inner_cv": "forward"},
+        tmp_path / "t00000000000",
+        parents,
+    )
+    probe.build(ctx)
+    assert inner_folds_seen and all(last_train + GAP < first_test for last_train, first_test in inner_folds_seen)
+    settings = read_json(ctx.out / "probe.json")["ladder"]["settings"]
+    assert settings["inner_cv"] == "forward purged (TimeSeriesSplit)"
+    assert settings["n_refit"] == cutoff - GAP
+    assert _aurocs(ctx.out)["P5"] > 0.85  # the planted max-view signal is still found

@@ -207,3 +207,49 @@ def test_member_comparison_and_accuracy_sit_beside_the_cascade_row(tmp_path):
     frame = pd.read_parquet(ctx.out / "cross_modal_synthesis.parquet")
     row = frame[(frame["row"] == "cascade: expensive − cheap mean error [95% CI] (relative)") & (frame["column"] == "llm_hellaswag")]
     assert row["ci_high"].item() == pytest.approx(-0.04)
+
+
+def positions_result(k_last: int, k_all: int, random_k: tuple[int, ...]) -> dict:
+    """A causal.json with its own k at each patch mode (``causal_result`` plants k at all positions only)."""
+    result = causal_result(k_all, random_k)
+    result["by_positions"]["last"] = causal_result(k_last, random_k)["by_positions"]["all"]
+    return result
+
+
+def test_the_2x2_disentanglement_puts_each_sae_and_patch_in_its_cell(tmp_path):
+    """llm.causal.disentangle: the boundary-SAE and the all-position-SAE causal nodes of a dataset,
+    with four distinct planted k, land as SAE (rows) x patched positions (columns), each cell naming
+    its node; without the rows (every config but the original study) the section is absent."""
+    ctx = make_context(tmp_path, COLUMNS)
+    stage.build(ctx)
+    assert "Causal disentanglement" not in (ctx.out / "cross_modal_synthesis.md").read_text()
+
+    ctx = make_context(tmp_path / "with", COLUMNS)
+    allpos_dir = write(tmp_path / "with" / "store" / "causal" / "cccccccccccc", "causal", positions_result(4, 3, (0, 1, 1, 0, 2)))
+    boundary_dir = ctx.parents["llm_hellaswag__causal"]
+    (boundary_dir / "causal.json").write_text(json.dumps(positions_result(1, 2, (0, 0, 1, 0, 1))))
+    ctx.parents["llm_hellaswag__causal_allpos_sae"] = allpos_dir
+    ctx.params["disentangle_rows"] = [{"column": "llm_hellaswag", "boundary_sae": "llm_hellaswag__causal",
+                                       "allpos_sae": "llm_hellaswag__causal_allpos_sae"}]  # fmt: skip
+    stage.build(ctx)
+    markdown = (ctx.out / "cross_modal_synthesis.md").read_text()
+    section = markdown.split("## Causal disentanglement")[1].split("\n## ")[0]
+    header = next(line for line in section.splitlines() if line.startswith("| llm_hellaswag |"))
+    assert header.index("boundary patch") < header.index("all-position patch")
+    boundary = next(line for line in section.splitlines() if line.startswith("| boundary SAE"))
+    allpos = next(line for line in section.splitlines() if line.startswith("| all-position SAE"))
+    assert [cell.split(" (")[0] for cell in boundary.split(" | ")[1:]] == ["1/5", "2/5"]
+    assert [cell.split(" (")[0] for cell in allpos.split(" | ")[1:]] == ["4/5", "3/5"]
+    assert "random sets: 1.0, 1.8; p 0.167, 5 sets" in allpos  # the all-position SAE's own control
+    assert "no evidence of an effect, not evidence of no effect" in section
+    assert "node `cccccccccccc`" in markdown
+    frame = pd.read_parquet(ctx.out / "cross_modal_synthesis.parquet")
+    cells = frame[frame["section"] == "causal_disentanglement llm_hellaswag"]
+    planted = {(row, column[:8]): (value, node) for row, column, value, node in
+               cells[["row", "column", "value", "node_id"]].itertuples(index=False)}  # fmt: skip
+    assert planted == {
+        ("boundary SAE (fitted to the last prompt token)", "boundary"): (1, boundary_dir.name),
+        ("boundary SAE (fitted to the last prompt token)", "all-posi"): (2, boundary_dir.name),
+        ("all-position SAE (fitted to every prompt position)", "boundary"): (4, "cccccccccccc"),
+        ("all-position SAE (fitted to every prompt position)", "all-posi"): (3, "cccccccccccc"),
+    }

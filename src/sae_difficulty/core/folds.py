@@ -12,6 +12,9 @@ embargo after the test block: de Prado 2018, ch. 7):
 * :func:`blocked_inner_splits` — the inner CV that chooses C: contiguous blocks of the
   training examples in time order, purged the same way (instead of a shuffled
   stratified K-fold, which puts a window's neighbours on both sides).
+* :func:`forward_inner_splits` — the original study's inner CV: scikit-learn's
+  ``TimeSeriesSplit`` (each fold trains on earlier windows only and scores the next
+  block), purged by the same ``gap`` in grid positions.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import TimeSeriesSplit
 
 from sae_difficulty.utils.errors import InputError
 
@@ -94,25 +98,61 @@ def blocked_inner_splits(positions: Any, labels: Any, n_folds: int, gap: int) ->
     misses a class cannot score ROC AUC and is left out; fewer than two usable blocks is
     a one-line InputError.
     """
+    pos, y = _inner_inputs(positions, labels, n_folds, max_folds=None)
+    order = np.argsort(pos, kind="stable")
+    block_of = np.empty(pos.size, dtype=np.int64)
+    block_of[order] = (np.arange(pos.size) * int(n_folds)) // pos.size
+    candidates = []
+    for block in range(int(n_folds)):
+        test = np.flatnonzero(block_of == block)
+        others = np.flatnonzero(block_of != block)
+        candidates.append((others[purge_mask(pos[others], pos[test], gap)], test))
+    return _usable_folds(candidates, y, n_folds, "blocked")
+
+
+def _inner_inputs(positions: Any, labels: Any, n_folds: int, max_folds: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and 0/1 labels of the training examples, checked against ``n_folds``
+    (at most ``max_folds``, default one example per fold)."""
     pos = _positions(positions)
     y = np.asarray(labels).astype(int)
     if y.size != pos.size:
         raise InputError(f"labels: {y.size} labels for {pos.size} positions")
-    if int(n_folds) < 2 or pos.size < n_folds:
-        raise InputError(f"inner_folds: expected 2 <= inner_folds <= {pos.size} training examples, got {n_folds}")
-    order = np.argsort(pos, kind="stable")
-    block_of = np.empty(pos.size, dtype=np.int64)
-    block_of[order] = (np.arange(pos.size) * int(n_folds)) // pos.size
-    splits = []
-    for block in range(int(n_folds)):
-        test = np.flatnonzero(block_of == block)
-        others = np.flatnonzero(block_of != block)
-        train = others[purge_mask(pos[others], pos[test], gap)]
-        if np.unique(y[test]).size == 2 and np.unique(y[train]).size == 2:
-            splits.append((train, test))
+    most = pos.size if max_folds is None else max_folds
+    if int(n_folds) < 2 or n_folds > most:
+        raise InputError(f"inner_folds: expected 2 <= inner_folds <= {most} for {pos.size} training examples, got {n_folds}")
+    return pos, y
+
+
+def _usable_folds(candidates: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, n_folds: int, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, test) folds with both classes on each side (ROC AUC needs them); at least two."""
+    splits = [(train, test) for train, test in candidates if np.unique(y[test]).size == 2 and np.unique(y[train]).size == 2]
     if len(splits) < 2:
         raise InputError(
-            f"inner CV: only {len(splits)} of {n_folds} blocked inner folds have both classes on each side; "
+            f"inner CV: only {len(splits)} of {n_folds} {kind} inner folds have both classes on each side; "
             "use fewer inner_folds or more examples"
         )
     return splits
+
+
+def forward_inner_splits(positions: Any, labels: Any, n_folds: int, gap: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner CV over training examples: scikit-learn's ``TimeSeriesSplit(n_folds)`` in time order, purged by ``gap``.
+
+    Why: the original study chose C for its time-series probes with ``TimeSeriesSplit``
+    (forward chaining: fold k trains on the first k blocks in time and scores block k + 1),
+    so a probe never trains on windows later than the ones it is scored on. Windows that
+    overlap the test block still share time steps with it, so the training windows within
+    ``gap`` grid positions of the test block are purged (:func:`purge_mask`; in grid
+    positions, not in samples, unlike ``TimeSeriesSplit``'s own ``gap``).
+
+    Same contract as :func:`blocked_inner_splits`: indices are relative to the given
+    examples; a fold whose test or training part misses a class is left out; fewer than
+    two usable folds is a one-line InputError.
+    """
+    # TimeSeriesSplit needs one more block than folds (the first block only ever trains).
+    pos, y = _inner_inputs(positions, labels, n_folds, max_folds=_positions(positions).size - 1)
+    order = np.argsort(pos, kind="stable")
+    candidates = []
+    for train_rank, test_rank in TimeSeriesSplit(n_splits=int(n_folds)).split(order):
+        train, test = order[train_rank], order[test_rank]
+        candidates.append((np.sort(train[purge_mask(pos[train], pos[test], gap)]), np.sort(test)))
+    return _usable_folds(candidates, y, n_folds, "forward (TimeSeriesSplit)")

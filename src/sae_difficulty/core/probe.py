@@ -15,7 +15,8 @@ the original protocol): ``relabel`` labels every split with a threshold taken on
 split's training examples only (:class:`~sae_difficulty.core.labels.TrainQuantileLabeler`);
 ``refit_index`` restricts the coefficient fit (whose top SAE features the causal stage
 ablates) to training examples; ``inner_splits`` replaces the shuffled inner CV by e.g.
-:func:`~sae_difficulty.core.folds.blocked_inner_splits`; ``block_length`` makes every CI
+:func:`~sae_difficulty.core.folds.blocked_inner_splits` or
+:func:`~sae_difficulty.core.folds.forward_inner_splits`; ``block_length`` makes every CI
 and p-value resample blocks of consecutive examples (:mod:`sae_difficulty.core.resampling`).
 
 The headline is Δ(P3 − P2) (SAE features beyond raw activations, both with the cheap
@@ -260,6 +261,7 @@ def run_ladder(
     relabel: Callable[[np.ndarray], np.ndarray] | None = None,
     refit_index: Any = None,
     inner_splits: Callable[[np.ndarray, np.ndarray], list[tuple[np.ndarray, np.ndarray]]] | None = None,
+    inner_cv_name: str = "given splits",
     block_length: int | None = None,
     penalty: str = "l2",
 ) -> LadderResult:
@@ -275,9 +277,10 @@ def run_ladder(
     those training examples; when given, each split is fitted and scored with its own
     labels, and ``y`` only fixes the number of examples.
     ``inner_splits(train_index, train_labels)`` returns the inner CV's (train, test)
-    pairs relative to ``train_index``. ``block_length`` (examples in time order): block
-    bootstrap and block permutations instead of i.i.d. ones. ``penalty``: "l2" (default) or
-    "l1" (sparse probes, the original study's).
+    pairs relative to ``train_index``; ``inner_cv_name`` names that splitter in the
+    settings' ``inner_cv`` (which time-ordered inner CV ran). ``block_length`` (examples
+    in time order): block bootstrap and block permutations instead of i.i.d. ones.
+    ``penalty``: "l2" (default) or "l1" (sparse probes, the original study's).
     """
     labels = check_binary_labels(y, "y")
     n = labels.size
@@ -384,7 +387,7 @@ def run_ladder(
         "penalty": penalty,
         "labels": "per split (training threshold)" if relabel is not None else "given",
         "n_refit": int(all_train.size),
-        "inner_cv": "given splits" if inner_splits is not None else "stratified shuffled",
+        "inner_cv": inner_cv_name if inner_splits is not None else "stratified shuffled",
         "resampling": "iid" if block_length is None else "block",
         "block_length": 1 if block_length is None else int(block_length),
     }

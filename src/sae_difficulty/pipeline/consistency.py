@@ -60,6 +60,8 @@ def check_consistency(config: dict[str, Any]) -> None:
             _check_k_within_width(config, section, modality)
             _check_sae_source(config, section, modality)
             _check_pretrained_layers(config, section, modality)
+    if config["llm"]["enabled"]:
+        _check_disentangle(config, config["llm"])
     if config["tsfm"]["enabled"]:
         _check_tsfm_context(config["tsfm"])
     if config["modular"]["enabled"]:
@@ -137,6 +139,25 @@ def _check_sae_source(config: dict[str, Any], section: dict[str, Any], modality:
     if source == "hub_text" and not section["sae_activations"]["hub_text"].get("name"):
         raise InputError(
             f"config key '{modality}.sae_activations.hub_text.name': source hub_text needs a hub dataset name, got null"
+        )
+
+
+def _check_disentangle(config: dict[str, Any], section: dict[str, Any]) -> None:
+    """The 2x2 causal disentanglement sets a trained all-position SAE beside the boundary SAE:
+    it needs the boundary SAE (source task_train) and trained SAEs (no published one)."""
+    if not section["causal"].get("disentangle"):
+        return
+    source = sae_source(section)
+    if source != "task_train":
+        raise InputError(
+            f"config key 'llm.causal.disentangle': the 2x2 disentanglement sets an all-position SAE beside the boundary SAE, "
+            f"which needs llm.sae_activations.source task_train, got {source!r}"
+        )
+    published = (config["sae"].get("pretrained") or {}).get("llm")
+    if published:
+        raise InputError(
+            f"config key 'llm.causal.disentangle': the 2x2 disentanglement trains an all-position SAE beside the boundary one, "
+            f"got a published SAE instead (sae.pretrained.llm {published['release']}/{published['sae_id']}); set one of them off"
         )
 
 

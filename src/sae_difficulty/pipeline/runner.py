@@ -131,15 +131,15 @@ def _traceback_to_log() -> Iterator[None]:
         raise
 
 
-def run_node(snakemake: Any, build: Callable[[NodeContext], None]) -> None:
-    """Build the store node that is ``snakemake.output.manifest``'s directory."""
+def run_node(snakemake: Any, build: Callable[[NodeContext], None], note: str = "") -> None:
+    """Build the store node that is ``snakemake.output.manifest``'s directory (``note``: where, for the log)."""
     log_path = snakemake.log[0] if len(snakemake.log) else None
     final_dir = Path(snakemake.output.manifest).parent
     spec = snakemake.params.spec
     threads = int(snakemake.config.get("blas_threads", 1))
     try:
         with logging_to(log_path), pinned_blas(threads), _traceback_to_log():
-            log.info("building %s/%s", spec["stage"], final_dir.name)
+            log.info("building %s/%s%s", spec["stage"], final_dir.name, f" ({note})" if note else "")
             with NodeWriter(final_dir, spec) as writer:
                 context = NodeContext(spec, _parent_dirs(snakemake.input), writer.path, dict(snakemake.config), final_dir.name)
                 build(context)

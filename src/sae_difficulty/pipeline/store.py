@@ -205,7 +205,7 @@ def read_owner(temp_dir: Path) -> dict[str, Any] | None:
     return owner if isinstance(owner, dict) else None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -231,7 +231,7 @@ def owner_alive(owner: dict[str, Any], bound_s: float = DEFAULT_WRITER_BOUND_S, 
         return False
     if host != platform.node():
         return now - started < bound_s
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     recorded, current = owner.get("start_ticks"), _process_start_ticks(pid)
     return recorded is None or current is None or recorded == current

@@ -9,7 +9,7 @@ what it writes, so stale artifacts are not reused.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,11 @@ from sae_difficulty.pipeline.consistency import (
     sae_source,
 )
 from sae_difficulty.pipeline.plan import Node, Plan
+from sae_difficulty.pipeline.study_disentangle import (
+    ROLE_SUFFIX,
+    add_allpos_causal,
+    disentangled,
+)
 from sae_difficulty.pipeline.study_evals import EVAL_STAGE_VERSIONS, add_eval_nodes
 from sae_difficulty.pipeline.study_modular import (
     MODULAR_STAGE_VERSIONS,
@@ -73,6 +78,8 @@ class Column:
     probe: Node
     selective: Node
     causal: Node
+    #: The same causal test with the all-position SAE (``llm.causal.disentangle``), else None.
+    causal_allpos_sae: Node | None = None
 
     @property
     def name(self) -> str:
@@ -205,131 +212,176 @@ def _backbone_params(config: dict[str, Any], modality: str, size: str) -> dict[s
 
 def _probe_params(config: dict[str, Any], pooling: str, scope: str, modality: str) -> dict[str, Any]:
     """A probe node's params: the probe section, the pooling, the label rule with ``scope``
-    and, for the LM, the example filters (``llm.filters``)."""
+    and, for the LM, the example filters (``llm.filters``).
+
+    ``probe.inner_cv`` reaches only the TSFM's probes, and only when it is not the default
+    ``blocked``: it chooses the inner CV of time-ordered windows, the LM's examples are
+    independent (shuffled stratified inner CV either way), and leaving the default out keeps
+    the ids of the probe nodes that existed before the key."""
     extra = {"filters": config["llm"]["filters"]} if modality == "llm" else {}
+    probe = {k: v for k, v in config["probe"].items() if k != "poolings"}
+    if modality != "tsfm" or probe.get("inner_cv", "blocked") == "blocked":
+        probe.pop("inner_cv", None)
     return {"pooling": pooling, "seed": config["seed"],
-            "labels": {"quantile": config["labels"]["quantile"], "scope": scope},
-            **{k: v for k, v in config["probe"].items() if k != "poolings"}, **extra}  # fmt: skip
+            "labels": {"quantile": config["labels"]["quantile"], "scope": scope}, **probe, **extra}  # fmt: skip
+
+
+@dataclass
+class _Leg:
+    """One modality's shared nodes and settings, for the per-dataset nodes (:func:`_add_dataset`)."""
+
+    plan: StudyPlan
+    config: dict[str, Any]  # the run's config with this modality's ``sae`` section
+    modality: str
+    backbones: dict[str, Node]
+    layers: list[int]
+    published: Any  # sae.pretrained.<modality>, or None
+    # (dataset or None, layer, arch, expansion, seed) -> SAE; (dataset or None, layer) -> its cache
+    sae_nodes: dict[tuple[Any, ...], Node] = field(default_factory=dict)
+    activation_nodes: dict[tuple[str | None, int], Node] = field(default_factory=dict)
+
+    @property
+    def section(self) -> dict[str, Any]:
+        return self.config[self.modality]
+
+    @property
+    def primary(self) -> Node:
+        return self.backbones[self.section["primary_backbone"]]
+
+    @property
+    def per_dataset(self) -> bool:
+        return is_dataset_scoped(self.section)
+
+    @property
+    def primary_recipe(self) -> tuple[str, int, int]:
+        sae_cfg = self.config["sae"]
+        return sae_cfg["architectures"][0], sae_cfg["expansions"][0], sae_cfg["seeds"][0]
+
+    def add_saes(self, dataset: str | None, layer: int, acts: Node) -> None:
+        """The SAE family (or the published SAE) trained on ``acts``."""
+        self.activation_nodes[(dataset, layer)] = acts
+        scope = f"{self.modality}/{dataset}" if dataset else self.modality
+        pool = _pool_params(self.config, self.modality)
+        if self.published:
+            family = add_pretrained_sae(self.plan, self.config, self.modality, scope, layer, acts, self.primary, pool)
+        else:
+            family = add_sae_family(self.plan, self.config, self.modality, scope, layer, acts, self.primary, pool,
+                                    layer == self.layers[0])  # fmt: skip
+        self.sae_nodes.update({(dataset, layer, *recipe): node for recipe, node in family.items()})
+
+    def sae(self, dataset: str | None, layer: int, arch: str | None = None, expansion: int | None = None) -> Node:
+        """The SAE of (dataset scope, layer, recipe) at the primary seed (default: the primary recipe)."""
+        primary_arch, primary_exp, primary_seed = self.primary_recipe
+        scope = dataset if self.per_dataset else None
+        return self.sae_nodes[(scope, layer, arch or primary_arch, expansion or primary_exp, primary_seed)]
 
 
 def build_plan(config: dict[str, Any]) -> StudyPlan:
     """Declare every node the (validated) config reaches."""
     plan = StudyPlan(config)
-    seed = config["seed"]
-    sae_cfg = config["sae"]
-    primary_arch, primary_seed = sae_cfg["architectures"][0], sae_cfg["seeds"][0]
-    primary_pooling = config["probe"]["poolings"][0]
-    labels = config["labels"]
     llm_handles: dict[str, Any] = {"sae": {}, "datasets": {}}
     for modality in MODALITIES:
-        section = config[modality]
-        if not section["enabled"]:
-            continue
-        # This modality's SAE expansions (sae.expansions may give each modality its own list).
-        modality_config = {**config, "sae": {**config["sae"], "expansions": sae_expansions(config["sae"], modality)}}
-        published = pretrained_sae(config, modality)
-        if published:  # sae.pretrained: one published SAE replaces the trained family
-            modality_config["sae"] = single_recipe(modality_config["sae"])
-        sae_cfg = modality_config["sae"]
-        primary_exp = sae_cfg["expansions"][0]
-        backbones = {
-            size: plan.add("backbone", f"{modality}/{size}", {"modality": modality, "size": size, "seed": seed,
-                                                               **_backbone_params(config, modality, size)})
-            for size in SIZES
-        }  # fmt: skip
-        primary = backbones[section["primary_backbone"]]
-        if modality == "llm":
-            llm_handles["backbone"] = primary
-        cheap_size = "small" if section["primary_backbone"] == "small" else "large"
-        expensive_size = "large" if cheap_size == "small" else "small"
-        layers = backbone_layers(section)
-        pool = _pool_params(config, modality)
-        per_dataset = is_dataset_scoped(section)
-        # (dataset or None, layer, arch, expansion, seed) -> SAE; (dataset or None, layer) -> its cache
-        sae_nodes: dict[tuple[str | None, int, str, int, int], Node] = {}
-        activation_nodes: dict[tuple[str | None, int], Node] = {}
-
-        def add_saes(dataset: str | None, layer: int, acts: Node) -> None:
-            activation_nodes[(dataset, layer)] = acts
-            scope = f"{modality}/{dataset}" if dataset else modality
-            if published:
-                family = add_pretrained_sae(plan, modality_config, modality, scope, layer, acts, primary, pool)
-            else:
-                family = add_sae_family(plan, modality_config, modality, scope, layer, acts, primary, pool, layer == layers[0])
-            sae_nodes.update({(dataset, layer, *recipe): node for recipe, node in family.items()})
-
-        if not per_dataset:
-            for layer in layers:
-                add_saes(None, layer, plan.add("sae_activations", f"{modality}/L{layer}/activations",
-                                               text_activation_params(config, modality, layer, pool), {"backbone": primary}))  # fmt: skip
-        for dataset in enabled_datasets(section):
-            tasks = plan.add("tasks", f"{modality}/{dataset}/tasks",
-                             {"modality": modality, "dataset": dataset, "seed": seed,
-                              **_dataset_params(config, modality, dataset)})  # fmt: skip
-            evaluations = {
-                size: plan.add("evaluate", f"{modality}/{dataset}/{size}/evaluate",
-                               {"seed": seed, **section["evaluate"]},
-                               {"backbone": backbones[size], "tasks": tasks})
-                for size in SIZES
-            }  # fmt: skip
-            headline_probe = None
-            scope = dataset if per_dataset else None
-            # A boundary-token SAE is checked on boundary rows (it was never fitted to the others).
-            sae_rows = {"sae_positions": "last"} if per_dataset and task_positions(modality, sae_source(section)) == "last" else {}
-            for layer in layers:
-                extract = plan.add("extract", f"{modality}/{dataset}/L{layer}/extract",
-                                   {"layer": layer, **section["extract"]},
-                                   {"backbone": primary, "tasks": tasks})  # fmt: skip
-                if per_dataset:
-                    add_saes(dataset, layer, plan.add("sae_activations", f"{modality}/{dataset}/L{layer}/activations",
-                                                      task_activation_params(config, modality, dataset, layer), {"extract": extract}))  # fmt: skip
-                for arch in sae_cfg["architectures"]:
-                    for expansion in sae_cfg["expansions"]:
-                        sae = sae_nodes[(scope, layer, arch, expansion, primary_seed)]
-                        codes = plan.add("codes", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/codes",
-                                         {"min_explained_variance": sae_cfg["min_explained_variance"], **sae_rows},
-                                         {"sae": sae, "extract": extract})  # fmt: skip
-                        if modality == "llm" and (arch, expansion) == (primary_arch, primary_exp):
-                            llm_handles["datasets"].setdefault(dataset, {})[layer] = {
-                                "evaluate": evaluations[section["primary_backbone"]], "extract": extract, "codes": codes}
-                        for pooling in config["probe"]["poolings"]:
-                            probe_key = f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe"
-                            probe_parents = {"evaluate": evaluations[section["primary_backbone"]],
-                                             "extract": extract, "codes": codes, "tasks": tasks}  # fmt: skip
-                            probe = plan.add("probe", probe_key, _probe_params(config, pooling, labels["scope"], modality), probe_parents)
-                            is_headline = (layer, arch, expansion, pooling) == (layers[0], primary_arch, primary_exp, primary_pooling)
-                            if is_headline:
-                                headline_probe = probe
-                                if labels.get("robustness_scope"):
-                                    # The same headline probe with the other label scope: a robustness row.
-                                    plan.sweep_probes.append(plan.add(
-                                        "probe", f"{probe_key}-labels-{labels['robustness_scope']}",
-                                        _probe_params(config, pooling, labels["robustness_scope"], modality), probe_parents))  # fmt: skip
-                            else:
-                                plan.sweep_probes.append(probe)
-            sae = sae_nodes[(scope, layers[0], primary_arch, primary_exp, primary_seed)]
-            causal = plan.add(
-                "causal", f"{modality}/{dataset}/causal",
-                {"seed": seed, **config["causal"], **section["causal"], "block_length": config["probe"]["block_length"],
-                 "min_explained_variance": sae_cfg["min_explained_variance"], "layer": layers[0], **sae_rows},
-                {"backbone": primary, "tasks": tasks, "sae": sae, "probe": headline_probe,
-                 "activations": activation_nodes[(scope, layers[0])]},
-            )  # fmt: skip
-            selective = plan.add(
-                "selective", f"{modality}/{dataset}/selective",
-                {"seed": seed, "calibration": config["calibration"], "cascade": config["cascade"]},
-                {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
-            )  # fmt: skip
-            plan.columns.append(Column(modality, dataset, headline_probe, selective, causal))
-        if modality == "llm":
-            # The evaluation suite uses one SAE per layer: with task-split SAEs, the first dataset's.
-            first = next((d for d, _ in activation_nodes), None)
-            llm_handles["sae"] = {layer: sae_nodes[(first, layer, primary_arch, primary_exp, primary_seed)] for layer in layers}
+        if config[modality]["enabled"]:
+            _add_leg(plan, config, modality, llm_handles)
     plan.modular = add_modular_nodes(plan, config)
     plan.evals = add_eval_nodes(plan, config, llm_handles)
     plan.synthetic = add_synthetic_nodes(plan, config)
     plan.synthesis = _add_synthesis(plan, config)
     return plan
+
+
+def _add_leg(plan: StudyPlan, config: dict[str, Any], modality: str, llm_handles: dict[str, Any]) -> None:
+    """One modality: its backbones, SAEs (per layer, or per dataset x layer) and every dataset's nodes."""
+    section = config[modality]
+    # This modality's SAE expansions (sae.expansions may give each modality its own list).
+    modality_config = {**config, "sae": {**config["sae"], "expansions": sae_expansions(config["sae"], modality)}}
+    published = pretrained_sae(config, modality)
+    if published:  # sae.pretrained: one published SAE replaces the trained family
+        modality_config["sae"] = single_recipe(modality_config["sae"])
+    backbones = {
+        size: plan.add("backbone", f"{modality}/{size}", {"modality": modality, "size": size, "seed": config["seed"],
+                                                           **_backbone_params(config, modality, size)})
+        for size in SIZES
+    }  # fmt: skip
+    leg = _Leg(plan, modality_config, modality, backbones, backbone_layers(section), published)
+    if modality == "llm":
+        llm_handles["backbone"] = leg.primary
+    if not leg.per_dataset:
+        pool = _pool_params(config, modality)
+        for layer in leg.layers:
+            leg.add_saes(None, layer, plan.add("sae_activations", f"{modality}/L{layer}/activations",
+                                               text_activation_params(config, modality, layer, pool), {"backbone": leg.primary}))  # fmt: skip
+    for dataset in enabled_datasets(section):
+        _add_dataset(leg, dataset, llm_handles)
+    if modality == "llm":
+        # The evaluation suite uses one SAE per layer: with task-split SAEs, the first dataset's.
+        first = next((d for d, _ in leg.activation_nodes), None)
+        llm_handles["sae"] = {layer: leg.sae(first, layer) for layer in leg.layers}
+
+
+def _add_dataset(leg: _Leg, dataset: str, llm_handles: dict[str, Any]) -> None:
+    """One dataset of a leg: tasks, evaluations, per layer its extract, codes and probes, then
+    the headline column's causal and selective nodes."""
+    plan, config, modality, section = leg.plan, leg.config, leg.modality, leg.section
+    seed, sae_cfg, labels = config["seed"], config["sae"], config["labels"]
+    primary_arch, primary_exp, _ = leg.primary_recipe
+    primary_pooling = config["probe"]["poolings"][0]
+    tasks = plan.add("tasks", f"{modality}/{dataset}/tasks",
+                     {"modality": modality, "dataset": dataset, "seed": seed, **_dataset_params(config, modality, dataset)})  # fmt: skip
+    evaluations = {
+        size: plan.add("evaluate", f"{modality}/{dataset}/{size}/evaluate", {"seed": seed, **section["evaluate"]},
+                       {"backbone": leg.backbones[size], "tasks": tasks})
+        for size in SIZES
+    }  # fmt: skip
+    evaluation = evaluations[section["primary_backbone"]]
+    headline_probe = None
+    # A boundary-token SAE is checked on boundary rows (it was never fitted to the others).
+    sae_rows = {"sae_positions": "last"} if leg.per_dataset and task_positions(modality, sae_source(section)) == "last" else {}
+    for layer in leg.layers:
+        extract = plan.add("extract", f"{modality}/{dataset}/L{layer}/extract", {"layer": layer, **section["extract"]},
+                           {"backbone": leg.primary, "tasks": tasks})  # fmt: skip
+        if leg.per_dataset:
+            leg.add_saes(dataset, layer, plan.add("sae_activations", f"{modality}/{dataset}/L{layer}/activations",
+                                                  task_activation_params(config, modality, dataset, layer), {"extract": extract}))  # fmt: skip
+        for arch in sae_cfg["architectures"]:
+            for expansion in sae_cfg["expansions"]:
+                codes = plan.add("codes", f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/codes",
+                                 {"min_explained_variance": sae_cfg["min_explained_variance"], **sae_rows},
+                                 {"sae": leg.sae(dataset, layer, arch, expansion), "extract": extract})  # fmt: skip
+                if modality == "llm" and (arch, expansion) == (primary_arch, primary_exp):
+                    llm_handles["datasets"].setdefault(dataset, {})[layer] = {"evaluate": evaluation, "extract": extract, "codes": codes}
+                for pooling in config["probe"]["poolings"]:
+                    probe_key = f"{modality}/{dataset}/L{layer}/{arch}-x{expansion}/{pooling}/probe"
+                    probe_parents = {"evaluate": evaluation, "extract": extract, "codes": codes, "tasks": tasks}
+                    probe = plan.add("probe", probe_key, _probe_params(config, pooling, labels["scope"], modality), probe_parents)
+                    if (layer, arch, expansion, pooling) != (leg.layers[0], primary_arch, primary_exp, primary_pooling):
+                        plan.sweep_probes.append(probe)
+                        continue
+                    headline_probe = probe
+                    if labels.get("robustness_scope"):
+                        # The same headline probe with the other label scope: a robustness row.
+                        plan.sweep_probes.append(plan.add(
+                            "probe", f"{probe_key}-labels-{labels['robustness_scope']}",
+                            _probe_params(config, pooling, labels["robustness_scope"], modality), probe_parents))  # fmt: skip
+    scope = dataset if leg.per_dataset else None
+    causal = plan.add(
+        "causal", f"{modality}/{dataset}/causal",
+        {"seed": seed, **config["causal"], **{k: v for k, v in section["causal"].items() if k != "disentangle"},
+         "block_length": config["probe"]["block_length"],
+         "min_explained_variance": sae_cfg["min_explained_variance"], "layer": leg.layers[0], **sae_rows},
+        {"backbone": leg.primary, "tasks": tasks, "sae": leg.sae(dataset, leg.layers[0]), "probe": headline_probe,
+         "activations": leg.activation_nodes[(scope, leg.layers[0])]},
+    )  # fmt: skip
+    cheap_size = "small" if section["primary_backbone"] == "small" else "large"
+    expensive_size = "large" if cheap_size == "small" else "small"
+    selective = plan.add(
+        "selective", f"{modality}/{dataset}/selective",
+        {"seed": seed, "calibration": config["calibration"], "cascade": config["cascade"]},
+        {"probe": headline_probe, "cheap": evaluations[cheap_size], "expensive": evaluations[expensive_size]},
+    )  # fmt: skip
+    # The 2x2 disentanglement: the same causal test with an all-position SAE (study_disentangle).
+    allpos = add_allpos_causal(plan, config, dataset, causal) if disentangled(config, modality) else None
+    plan.columns.append(Column(modality, dataset, headline_probe, selective, causal, allpos))
 
 
 def _primary_expansion(config: dict[str, Any]) -> int | dict[str, int]:
@@ -342,11 +394,15 @@ def _primary_expansion(config: dict[str, Any]) -> int | dict[str, int]:
 def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
     """The synthesis node: every reported node is a parent, described in its params."""
     parents: dict[str, Node] = {}
-    columns, sae_rows, stability_rows, sweep_rows = [], [], [], []
+    columns, sae_rows, stability_rows, sweep_rows, disentangle_rows = [], [], [], [], []
     for column in plan.columns:
         roles = {stage: f"{column.name}__{stage}" for stage in ("probe", "selective", "causal")}
         parents.update({roles["probe"]: column.probe, roles["selective"]: column.selective, roles["causal"]: column.causal})
         columns.append({"name": column.name, "modality": column.modality, "dataset": column.dataset, "roles": roles})
+        if column.causal_allpos_sae is not None:
+            parents[f"{column.name}__{ROLE_SUFFIX}"] = column.causal_allpos_sae
+            disentangle_rows.append({"column": column.name, "boundary_sae": roles["causal"],
+                                     "allpos_sae": f"{column.name}__{ROLE_SUFFIX}"})  # fmt: skip
     for node in plan.sae_quality:
         role = f"sae_quality__{node.id}"
         parents[role] = node
@@ -371,6 +427,8 @@ def _add_synthesis(plan: StudyPlan, config: dict[str, Any]) -> Node:
         modular_role = f"modular_stability__{plan.modular['stability'].id}"
         parents[modular_role] = plan.modular["stability"]
     extra: dict[str, Any] = {}
+    if disentangle_rows:  # only then: a config without the 2x2 disentanglement keeps its synthesis id
+        extra["disentangle_rows"] = disentangle_rows
     if plan.synthetic:  # only then: a config without the synthetic study keeps its synthesis id
         extra["ground_truth_role"] = f"ground_truth__{plan.synthetic['answer'].id}"
         parents[extra["ground_truth_role"]] = plan.synthetic["answer"]

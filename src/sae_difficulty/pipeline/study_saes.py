@@ -70,10 +70,13 @@ def text_activation_params(config: dict[str, Any], modality: str, layer: int, po
     return {**base, **{k: v for k, v in acts.items() if k not in SOURCE_ONLY_KEYS}, **pool}
 
 
-def task_activation_params(config: dict[str, Any], modality: str, dataset: str, layer: int) -> dict[str, Any]:
-    """Params of a task-split cache (sources task_train, task_train_allpos)."""
+def task_activation_params(
+    config: dict[str, Any], modality: str, dataset: str, layer: int, source: str | None = None
+) -> dict[str, Any]:  # fmt: skip
+    """Params of a task-split cache (sources task_train, task_train_allpos); ``source`` defaults to
+    the modality's own (the LM's all-position SAE beside the boundary one passes task_train_allpos)."""
     section = config[modality]
-    source = sae_source(section)
+    source = source or sae_source(section)
     return {"modality": modality, "dataset": dataset, "layer": layer, "seed": config["seed"], "source": source,
             "positions": task_positions(modality, source),
             "heldout_fraction": section["sae_activations"]["heldout_fraction"]}  # fmt: skip

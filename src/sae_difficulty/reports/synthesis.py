@@ -153,6 +153,34 @@ def causal_cells(causal: dict[str, Any], node_id: str) -> dict[str, Cell]:
     return cells
 
 
+#: The 2x2 causal disentanglement (``llm.causal.disentangle``): rows = the SAE patched in (its
+#: synthesis-param role), columns = the positions patched (``by_positions`` of causal.json).
+DISENTANGLE_SAES = (("boundary_sae", "boundary SAE (fitted to the last prompt token)"),
+                    ("allpos_sae", "all-position SAE (fitted to every prompt position)"))  # fmt: skip
+DISENTANGLE_PATCHES = (("last", "boundary patch (last prompt token)"), ("all", "all-position patch (every prompt position)"))
+DISENTANGLE_NOTE = (
+    "Each cell: k/n = of the n features with the largest |weight| in that SAE's own headline probe, how many change the "
+    "answer's loss significantly (corrected) when ablated in the SAE reconstruction patched in at the boundary position only or at "
+    "every prompt position, beside the same count for that SAE's frequency-matched random feature sets (median, 95th "
+    "percentile, empirical p). The boundary SAE's all-position cell patches positions that SAE was never fitted to; the "
+    "all-position SAE's row is the same test with an SAE fitted to them. k = 0 is no evidence of an effect, not "
+    "evidence of no effect."
+)
+
+
+def disentangle_table(column: str, causal: dict[str, tuple[dict[str, Any], str]]) -> Table:
+    """The 2x2 table of one dataset: ``causal`` maps ``boundary_sae`` / ``allpos_sae`` to
+    (that causal node's causal.json, its node id); cells as the main table's causal rows."""
+    table = Table(column, [label for _, label in DISENTANGLE_PATCHES])
+    for sae, sae_label in DISENTANGLE_SAES:
+        result, node_id = causal[sae]
+        for positions, patch_label in DISENTANGLE_PATCHES:
+            entry = result["by_positions"][positions]
+            p = (entry.get("control") or {}).get("p_empirical")
+            table.put(sae_label, patch_label, Cell(control_text(entry), "causal", node_id, entry["n_significant"], p=p))
+    return table
+
+
 def causal_beyond_control(entry: dict[str, Any]) -> bool:
     """A causal effect: at least one feature significant and k above the random sets' 95th percentile
     (without a control, k >= 1 as in the original study)."""

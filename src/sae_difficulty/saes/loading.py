@@ -1,21 +1,19 @@
-"""Load sae-lens SAEs (checkpoints this project trained or external ones) with their guardrails, and their stability across seeds.
+"""Load sae-lens SAEs (checkpoints this project trained or external ones) with their guardrails.
 
 This is the sae-lens reader (an ``sae_lens.SAE``, for code that needs sae-lens itself).
 Stages that only read weights or encode arrays use :func:`sae_difficulty.saes.checkpoint.read_checkpoint`,
 which reads the same files without importing sae-lens and applies the same guardrails.
 """
 
-
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from typing import Any
 
 from sae_lens import SAE
 
-from sae_difficulty.core import sae_metrics
-from sae_difficulty.saes.checkpoint import read_checkpoint, require_checkpoint_files
+from sae_difficulty.saes.checkpoint import require_checkpoint_files
 from sae_difficulty.saes.encoding import (
     DEFAULT_BATCH_SIZE,
     sae_architecture,
@@ -64,13 +62,3 @@ def load_sae(
         require_explained_variance(sae, path, heldout, min_explained_variance, batch_size, floor_check_rows)
     return sae
 
-
-def stability_from_checkpoints(
-    paths: Mapping[str, str | os.PathLike], n_random: int = 5, seed: int = 0, **load_kwargs: Any
-) -> dict[str, Any]:
-    """PWMCC stability report (core ``stability_report``) of SAEs saved under ``paths`` (name -> dir).
-
-    Only the decoders are compared, so the checkpoints are read without sae-lens
-    (``load_kwargs``: ``expected_d_in``, ``allowed_architectures``)."""
-    dictionaries = {name: read_checkpoint(path, **load_kwargs).decoder_directions() for name, path in paths.items()}
-    return sae_metrics.stability_report(dictionaries, n_random=n_random, seed=seed)

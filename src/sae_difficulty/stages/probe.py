@@ -6,7 +6,8 @@ examples only - per outer fold in ``cv`` mode, on the train split in ``holdout``
 top SAE features the causal stage ablates) come from a fit on the train split only.
 Time-ordered examples (the tasks' split table has a ``window`` grid position and
 ``tasks.json`` an ``overlap_windows``): outer folds purged by ``probe.purge_gap`` windows
-on each side of a test block, a blocked purged inner CV for C, and block bootstrap /
+on each side of a test block, a purged inner CV for C (``probe.inner_cv``: blocked K-fold,
+or the original study's forward ``TimeSeriesSplit``), and block bootstrap /
 block permutations of ``probe.block_length`` windows (both null = derived from the overlap).
 In ``holdout`` mode the training windows within ``purge_gap`` of the test part are
 dropped too (the original study's purge gap between its temporal train and test parts).
@@ -27,6 +28,7 @@ from sae_difficulty.core.filters import FilterResult, apply_filters
 from sae_difficulty.core.folds import (
     PurgedBlockedSplits,
     blocked_inner_splits,
+    forward_inner_splits,
     purge_mask,
 )
 from sae_difficulty.core.labels import TrainQuantileLabeler, difficulty_labels
@@ -50,6 +52,14 @@ from sae_difficulty.utils.io import read_json, write_experiment, write_parquet
 
 SCORES = "scores.parquet"
 COEFFICIENTS = "coefficients.parquet"
+
+# probe.inner_cv -> (the inner CV that chooses C for time-ordered windows, its name in
+# probe.json's ladder settings). "given splits" stays the blocked one's name so that the
+# probe.json of a run with the default setting does not change.
+INNER_CV = {
+    "blocked": (blocked_inner_splits, "given splits"),
+    "forward": (forward_inner_splits, "forward purged (TimeSeriesSplit)"),
+}
 
 
 def _check_order(ids: pd.Series, other: pd.Series, what: str) -> None:
@@ -158,7 +168,11 @@ def build(ctx: NodeContext) -> None:
         options["train_mask"] = split == "train"
     if dependence is not None:
         positions, gap, inner_folds = dependence["positions"], dependence["purge_gap"], params["inner_folds"]
-        options["inner_splits"] = lambda train, train_y: blocked_inner_splits(positions[train], train_y, inner_folds, gap)
+        choice = params.get("inner_cv", "blocked")
+        if choice not in INNER_CV:
+            raise InputError(f"probe.inner_cv: expected one of {sorted(INNER_CV)}, got {choice!r}")
+        splitter, options["inner_cv_name"] = INNER_CV[choice]
+        options["inner_splits"] = lambda train, train_y: splitter(positions[train], train_y, inner_folds, gap)
         options["block_length"] = dependence["block_length"]
     result = run_ladder(
         blocks, y, seed=params["seed"], Cs=tuple(params["Cs"]), inner_folds=params["inner_folds"],

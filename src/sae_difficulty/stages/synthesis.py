@@ -15,12 +15,15 @@ from sae_difficulty.reports.ground_truth_report import (
 )
 from sae_difficulty.reports.modular_report import synthesis_rows
 from sae_difficulty.reports.synthesis import (
+    DISENTANGLE_NOTE,
+    DISENTANGLE_SAES,
     FIGURES,
     Cell,
     Footnotes,
     Table,
     causal_cells,
     delta_verdict_of,
+    disentangle_table,
     fmt,
     fmt_ci,
     fmt_p,
@@ -116,6 +119,18 @@ def _sweep_table(ctx: NodeContext) -> Table:
     return table
 
 
+def _disentangle_tables(ctx: NodeContext) -> list[Table]:
+    """Per LM dataset with ``llm.causal.disentangle``: the 2x2 of SAE (boundary / all-position) x patch."""
+    tables = []
+    for row in ctx.params.get("disentangle_rows", []):
+        causal = {}
+        for sae, _ in DISENTANGLE_SAES:
+            directory = ctx.parent(row[sae])
+            causal[sae] = (load_result(directory, "causal"), directory.name)
+        tables.append(disentangle_table(row["column"], causal))
+    return tables
+
+
 FILTER_NAMES = {"near_duplicate": "near-duplicate prompts (TF-IDF cosine ≥ {threshold:g})",
                 "contamination": "memorised prompts (prompt-only perplexity ≤ {threshold:g})"}  # fmt: skip
 
@@ -187,6 +202,7 @@ def build(ctx: NodeContext) -> None:
     main, column_data, figure_names = _main_table(ctx, figures)
     sae_frame, sae_figures = _sae_section(ctx, figures)
     sweep = _sweep_table(ctx) if params["sweep_rows"] else None
+    disentangle = _disentangle_tables(ctx)
     column_modalities = {c["name"]: c["modality"] for c in params["columns"]}
     verdict = verdicts(column_data, params["verdicts"])
 
@@ -196,6 +212,10 @@ def build(ctx: NodeContext) -> None:
     lines += ["", "## Self-difficulty signal (Q1 probes, Q2 causal, Q3 selective, Q4 cascade)", ""]
     lines += markdown_table(main, notes)
     lines += ["", "### Examples dropped before the probes", ""] + example_filter_lines(column_data)
+    if disentangle:
+        lines += ["", "## Causal disentanglement (which SAE × which positions are patched)", "", DISENTANGLE_NOTE]
+        for table in disentangle:
+            lines += [""] + markdown_table(table, notes)
     lines += ["", "## SAEs: quality and stability", "",
               "EV = explained variance on held-out activations; L0 = mean active features per token; dead = share of "
               "features that never fired on the held-out budget; spliced Δ = loss increase with the reconstruction "
@@ -220,9 +240,12 @@ def build(ctx: NodeContext) -> None:
     markdown = "\n".join(lines)
 
     frames = [long_frame(main, "main")] + ([long_frame(sweep, "sweep")] if sweep is not None else [])
+    frames += [long_frame(table, f"causal_disentanglement {table.title}") for table in disentangle]
     (ctx.out / "cross_modal_synthesis.md").write_text(markdown)
     write_parquet(ctx.out / "cross_modal_synthesis.parquet", pd.concat(frames, ignore_index=True))
     detail = {"config": params["name"], "code_version": code_version(params["stage_versions"]), "seed": params["seed"],
               "primary": params["primary"], "verdicts": verdict, "main": long_frame(main, "main"),
               "sae": sae_frame, "sweep": long_frame(sweep, "sweep") if sweep is not None else []}  # fmt: skip
+    if disentangle:  # only then: a synthesis without the 2x2 writes what it always wrote
+        detail["causal_disentanglement"] = {table.title: long_frame(table, "causal_disentanglement") for table in disentangle}
     (ctx.out / "cross_modal_synthesis.json").write_text(dumps(detail))

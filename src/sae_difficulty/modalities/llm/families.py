@@ -83,15 +83,7 @@ def _gpt_neox(hf: Any, where: str) -> dict[str, Any]:
 
     d_head = hf.hidden_size // hf.num_attention_heads
     return {
-        "d_model": hf.hidden_size,
-        "d_head": d_head,
-        "n_heads": hf.num_attention_heads,
-        "d_mlp": hf.intermediate_size,
-        "n_layers": hf.num_hidden_layers,
-        "n_ctx": hf.max_position_embeddings,
-        "eps": hf.layer_norm_eps,
-        "d_vocab": hf.vocab_size,
-        "act_fn": hf.hidden_act,
+        **_shape(hf, d_head, hf.layer_norm_eps, hf.hidden_act),
         "use_attn_scale": True,
         "use_local_attn": False,
         "scale_attn_by_inverse_layer_idx": False,
@@ -106,6 +98,35 @@ def _gpt_neox(hf: Any, where: str) -> dict[str, Any]:
     }
 
 
+def _shape(hf: Any, d_head: int, eps: float, act_fn: str) -> dict[str, Any]:
+    """The sizes every ``hidden_size``-style config (GPT-NeoX, Llama, Qwen2, Gemma-2) names alike."""
+    return {
+        "d_model": hf.hidden_size,
+        "d_head": d_head,
+        "n_heads": hf.num_attention_heads,
+        "d_mlp": hf.intermediate_size,
+        "n_layers": hf.num_hidden_layers,
+        "n_ctx": hf.max_position_embeddings,
+        "eps": eps,
+        "d_vocab": hf.vocab_size,
+        "act_fn": act_fn,
+    }
+
+
+def _rms_rotary(d_head: int, rotary_base: float) -> dict[str, Any]:
+    """Llama-style blocks (Llama, Qwen2, Gemma-2): RMSNorm with a final norm, rotary over the whole
+    head in halves (not adjacent pairs), gated MLP."""
+    return {
+        "normalization_type": "RMS",
+        "positional_embedding_type": "rotary",
+        "rotary_adjacent_pairs": False,
+        "rotary_dim": d_head,
+        "rotary_base": rotary_base,
+        "final_rms": True,
+        "gated_mlp": True,
+    }
+
+
 def _head_dim(hf: Any) -> int:
     return int(getattr(hf, "head_dim", None) or hf.hidden_size // hf.num_attention_heads)
 
@@ -116,24 +137,10 @@ def _llama(hf: Any, where: str) -> dict[str, Any]:
     d_head = _head_dim(hf)
     rope = _rope(hf)
     cfg = {
-        "d_model": hf.hidden_size,
-        "d_head": d_head,
-        "n_heads": hf.num_attention_heads,
-        "d_mlp": hf.intermediate_size,
-        "n_layers": hf.num_hidden_layers,
-        "n_ctx": hf.max_position_embeddings,
-        "eps": hf.rms_norm_eps,
-        "d_vocab": hf.vocab_size,
-        "act_fn": hf.hidden_act,
+        **_shape(hf, d_head, hf.rms_norm_eps, hf.hidden_act),
+        **_rms_rotary(d_head, float(rope["rope_theta"])),
         # TransformerLens uses grouped-query attention whenever this is set, so only when it differs.
         "n_key_value_heads": hf.num_key_value_heads if hf.num_key_value_heads != hf.num_attention_heads else None,
-        "normalization_type": "RMS",
-        "positional_embedding_type": "rotary",
-        "rotary_adjacent_pairs": False,
-        "rotary_dim": d_head,
-        "rotary_base": float(rope["rope_theta"]),
-        "final_rms": True,
-        "gated_mlp": True,
     }
     if rope["rope_type"] == "llama3":
         cfg.update(
@@ -155,25 +162,11 @@ def _qwen2(hf: Any, where: str) -> dict[str, Any]:
         raise InputError(f"{where}: Qwen2 use_sliding_window=true is not supported; TransformerLens's Qwen2 attention is global")
     d_head = hf.hidden_size // hf.num_attention_heads
     return {
-        "d_model": hf.hidden_size,
-        "d_head": d_head,
-        "n_heads": hf.num_attention_heads,
+        **_shape(hf, d_head, hf.rms_norm_eps, hf.hidden_act),
+        **_rms_rotary(d_head, _plain_rope(hf, where)),
         "n_key_value_heads": hf.num_key_value_heads,
-        "d_mlp": hf.intermediate_size,
-        "n_layers": hf.num_hidden_layers,
-        "n_ctx": hf.max_position_embeddings,
-        "eps": hf.rms_norm_eps,
-        "d_vocab": hf.vocab_size,
-        "act_fn": hf.hidden_act,
         "use_attn_scale": True,
         "initializer_range": hf.initializer_range,
-        "normalization_type": "RMS",
-        "positional_embedding_type": "rotary",
-        "rotary_base": _plain_rope(hf, where),
-        "rotary_adjacent_pairs": False,
-        "rotary_dim": d_head,
-        "final_rms": True,
-        "gated_mlp": True,
         "default_prepend_bos": False,
     }
 
@@ -199,20 +192,9 @@ def _gemma2(hf: Any, where: str) -> dict[str, Any]:
     if hf.final_logit_softcapping is not None:
         soft_caps["output_logits_soft_cap"] = float(hf.final_logit_softcapping)
     return {
-        "d_model": hf.hidden_size,
-        "d_head": d_head,
-        "n_heads": hf.num_attention_heads,
-        "d_mlp": hf.intermediate_size,
-        "n_layers": hf.num_hidden_layers,
-        "n_ctx": hf.max_position_embeddings,
-        "eps": hf.rms_norm_eps,
-        "d_vocab": hf.vocab_size,
-        "act_fn": hf.hidden_activation,
+        **_shape(hf, d_head, hf.rms_norm_eps, hf.hidden_activation),
+        **_rms_rotary(d_head, _plain_rope(hf, where)),
         "initializer_range": hf.initializer_range,
-        "normalization_type": "RMS",
-        "rotary_base": _plain_rope(hf, where),
-        "positional_embedding_type": "rotary",
-        "rotary_dim": d_head,
         "use_attn_scale": True,
         "attn_scale": float(hf.query_pre_attn_scalar) ** 0.5,
         "n_key_value_heads": hf.num_key_value_heads,
@@ -220,8 +202,6 @@ def _gemma2(hf: Any, where: str) -> dict[str, Any]:
         "use_local_attn": True,
         "attn_types": [GEMMA2_ATTENTION[kind] for kind in layer_types[: hf.num_hidden_layers]],
         **soft_caps,
-        "gated_mlp": True,
-        "final_rms": True,
         "use_normalization_before_and_after": True,
     }
 
