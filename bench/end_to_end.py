@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 
 NO_LLM = "llm: {enabled: false}\n"
+WORKER_IMPORT_LINE = re.compile(r"warm worker [0-9]+: imports took ([0-9.]+) s")
 WORKER_LINE = re.compile(r"warm worker child: cpu ([0-9.]+) s, peak RSS ([0-9.]+) MiB")
 
 
@@ -86,6 +87,10 @@ def _worker_children(log_dir: Path, row: dict[str, Any]) -> None:
             row["worker_jobs"] = row.get("worker_jobs", 0) + 1
             row["cpu_s_sum"] += float(match.group(1))
             row["max_rss_mb"] = max(row["max_rss_mb"], float(match.group(2)))
+
+
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
 
 
 def critical_path_s(workdir: Path) -> float:
@@ -146,6 +151,7 @@ def run_once(config: str, cores: int, workdir: Path, no_llm: bool, timeout: floa
                        env={"SAE_DIFFICULTY_WARM_WORKER": "1" if worker == "on" else "0"})
     wall = time.perf_counter() - started
     stages = stage_table(workdir)
+    worker_import = WORKER_IMPORT_LINE.search(_read(workdir / "logs" / "warm_worker.log"))
     return {
         "cores": cores,
         "worker": worker,
@@ -157,6 +163,8 @@ def run_once(config: str, cores: int, workdir: Path, no_llm: bool, timeout: floa
         "parallel_capacity_before": capacity_before,
         "parallel_capacity_after": benchlib.parallel_capacity(),
         "critical_path_s": critical_path_s(workdir),
+        # Once per run, before the first job (onstart waits for it): not in any job's time.
+        "worker_import_s": float(worker_import.group(1)) if worker_import else None,
         **totals(stages),
         "stages": stages,
         "command": f"{'SAE_DIFFICULTY_WARM_WORKER=0 ' if worker == 'off' else ''}snakemake --cores {cores} --configfile {' '.join(configfiles)}",

@@ -192,12 +192,18 @@ def worker_rows(label: str, doc: dict[str, Any], comparison: dict[str, Any]) -> 
             f"| 5 | {label}, --cores {pair['cores']}, warm worker off → on: start-up {fmt(runs['off']['startup_s_total'], 0)} → "
             f"{fmt(runs['on']['startup_s_total'], 0)} s of {fmt(runs['off']['job_s_total'], 0)} → {fmt(runs['on']['job_s_total'], 0)} s "
             f"job time ({fmt(100 * share['off'], 1)} % → {fmt(100 * share['on'], 1)} %); wall {fmt(runs['off']['wall_s'], 0)} → "
-            f"{fmt(runs['on']['wall_s'], 0)} s | **{fmt(pair['startup_ratio_on_off'])}** start-up on/off, "
+            f"{fmt(runs['on']['wall_s'], 0)} s{_worker_import_note(runs['on'])} | **{fmt(pair['startup_ratio_on_off'])}** start-up on/off, "
             f"**{fmt(pair['wall_ratio_on_off'])}** wall on/off | start-up ≤ 10 % of job time: "
             f"{'met' if share['on'] <= 0.10 else '**missed**'} | {load_note(doc)} | `python bench/end_to_end.py --config {doc['config']} "
             f"--cores {pair['cores']} --worker off on` |"
         )
     return rows
+
+
+def _worker_import_note(run: dict[str, Any]) -> str:
+    """The worker's one-time import before the first job (in the wall time, in no job's time)."""
+    seconds = run.get("worker_import_s")
+    return "" if seconds is None else f", of which the worker's one-time import before the first job {fmt(seconds, 1)} s"
 
 
 #: The plans ``startup.py`` records, in display order.

@@ -76,7 +76,8 @@ def configured_gpus(wildcards):
 
 # The warm worker (sae_difficulty.pipeline.warm_worker): on a local run, one process imports
 # the stages' libraries once and forks a child per job, so jobs skip 1-8 s of imports each.
-# Cluster jobs (a non-local executor) never use it. SAE_DIFFICULTY_WARM_WORKER=0 turns it off.
+# onstart returns once it has imported (about 8 s), so no job imports beside it. Cluster jobs
+# (a non-local executor) never use it. SAE_DIFFICULTY_WARM_WORKER=0 turns it off.
 from sae_difficulty.pipeline import warm_worker
 
 WARM_WORKERS = []
@@ -88,7 +89,11 @@ def stop_warm_workers():
 
 
 onstart:
-    if workflow.local_exec:
+    if workflow.local_exec and warm_worker.enabled():
+        print(
+            "Starting the warm worker (imports the stages' libraries once, about 10 s)...",
+            file=sys.stderr,
+        )
         handle = warm_worker.start("logs/warm_worker.log")
         if handle is not None:
             WARM_WORKERS.append(handle)

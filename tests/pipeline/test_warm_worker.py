@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import socket
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def worker(tmp_path_factory: pytest.TempPathFactory):
     yield SimpleNamespace(path=path, process=process)
     process.terminate()
     process.wait(timeout=10)
-    path.unlink(missing_ok=True)
+    for leftover in (path, Path(warm_worker.ready_marker(str(path)))):  # a killed worker leaves them
+        leftover.unlink(missing_ok=True)
     directory.rmdir()
 
 
@@ -63,17 +65,24 @@ def tasks_node():
     return node, config
 
 
-def _job(tmp: Path, store: Path, spec: dict, config: dict, node_id: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, Path]:
-    """Run one job process as Snakemake would run the rule script; its result and its log."""
+def _start_job(tmp: Path, store: Path, spec: dict, config: dict, node_id: str, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    """Start one job process as Snakemake would run the rule script; the process and its log."""
     log = tmp / f"{store.name}.log"
     snakemake = SimpleNamespace(
         log=[str(log)], input={}, config=config,
         output=SimpleNamespace(manifest=str(store / "tasks" / node_id / "manifest.json")), params=SimpleNamespace(spec=spec),
     )  # fmt: skip
-    (tmp / "snakemake.pickle").write_bytes(pickle.dumps(snakemake))
-    result = subprocess.run([sys.executable, "-c", JOB, str(tmp / "snakemake.pickle")], cwd=REPO, capture_output=True,
-                            text=True, env={**os.environ, **env}, timeout=300)  # fmt: skip
-    return result, log
+    (tmp / f"{store.name}.pickle").write_bytes(pickle.dumps(snakemake))
+    process = subprocess.Popen([sys.executable, "-c", JOB, str(tmp / f"{store.name}.pickle")], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, **env})  # fmt: skip
+    return process, log
+
+
+def _job(tmp: Path, store: Path, spec: dict, config: dict, node_id: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run one job process to its end; its result and its log."""
+    process, log = _start_job(tmp, store, spec, config, node_id, env)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), log
 
 
 def test_a_job_built_in_the_worker_writes_the_same_bytes_as_one_built_in_its_own_process(worker, tasks_node, tmp_path):
@@ -157,16 +166,34 @@ def test_the_worker_exits_when_the_process_that_started_it_is_gone(tmp_path):
     directory.rmdir()
 
 
-def test_start_names_the_socket_for_the_jobs_and_stop_removes_it(tmp_path, monkeypatch):
+def test_a_job_queued_on_a_worker_that_dies_before_taking_it_runs_in_its_own_process(worker, tasks_node, tmp_path):
+    node, config = tasks_node
+    os.kill(worker.process.pid, signal.SIGSTOP)  # a worker still busy importing: the job connects and waits
+    process, log = _start_job(tmp_path, tmp_path / "store", node.spec, config, node.id, {warm_worker.SOCKET_ENV: str(worker.path)})
+    time.sleep(3)
+    assert process.poll() is None, process.communicate()  # queued, not run
+    os.kill(worker.process.pid, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert "warm worker" not in log.read_text() and "done tasks/" in log.read_text()
+    assert (tmp_path / "store" / "tasks" / node.id / "manifest.json").exists()
+
+
+def test_start_returns_once_the_worker_serves_so_the_first_job_runs_in_it(tasks_node, tmp_path, monkeypatch):
+    node, config = tasks_node
+    worker_log = tmp_path / "worker.log"
     monkeypatch.delenv(warm_worker.SOCKET_ENV, raising=False)
     monkeypatch.setenv(warm_worker.SWITCH_ENV, "0")
-    assert warm_worker.start(tmp_path / "worker.log") is None and warm_worker.SOCKET_ENV not in os.environ
+    assert warm_worker.start(worker_log) is None and warm_worker.SOCKET_ENV not in os.environ
     monkeypatch.setenv(warm_worker.SWITCH_ENV, "1")
-    handle = warm_worker.start(tmp_path / "worker.log")
+    handle = warm_worker.start(worker_log)
     try:
         path = Path(os.environ[warm_worker.SOCKET_ENV])
-        assert _wait_for(path.exists, timeout_s=120), (tmp_path / "worker.log").read_text()
+        # Snakemake starts jobs as soon as onstart returns: by then the worker has imported everything.
+        assert Path(warm_worker.ready_marker(str(path))).exists() and "imports took" in worker_log.read_text()
+        result, log = _job(tmp_path, tmp_path / "store", node.spec, config, node.id, {warm_worker.SOCKET_ENV: str(path)})
+        assert result.returncode == 0, result.stderr
+        assert "warm worker's child" in log.read_text()
     finally:
         handle.stop()
     assert not path.parent.exists() and warm_worker.SOCKET_ENV not in os.environ
-    assert "imports took" in (tmp_path / "worker.log").read_text()

@@ -22,9 +22,14 @@ What stays as it was:
   in the job's working directory, with the job's environment and ``argv``.
 * Only local runs use it: the Snakefile's ``onstart`` starts it for a local executor in
   Snakemake's default mode (never for a cluster executor: a Slurm job never finds it). A
-  job runs in its own process as before when no worker is up yet (the first jobs, while
-  the worker imports), when the worker runs another interpreter or another copy of the
-  package (a conda env, another venv), or when ``SAE_DIFFICULTY_WARM_WORKER=0``.
+  job runs in its own process as before when the worker runs another interpreter or
+  another copy of the package (a conda env, another venv), when it stopped before taking
+  the job, or when ``SAE_DIFFICULTY_WARM_WORKER=0``.
+* No job imports beside the worker: ``onstart`` returns once the worker has imported
+  everything (about 8 s, once per run, reported in ``logs/warm_worker.log``), so the
+  first jobs do not pay the imports themselves; on two cores the first jobs used to take
+  15 s each importing sae-lens beside the worker. Should that wait time out, jobs queue on
+  the socket, which opens before the imports.
 * The worker only imports before it forks: no model, no tensor op, no thread pool
   (torch's own DataLoader workers fork the same way). It exits when Snakemake ends or
   disappears.
@@ -68,6 +73,8 @@ _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _HEADER = struct.Struct("!Q")
 _EXIT = struct.Struct("!i")
 ACCEPTED, REFUSED = b"A", b"R"
+#: How long ``start`` (Snakemake's onstart) waits for the worker's imports before letting jobs start.
+_READY_WAIT_S = 120.0
 #: Libraries the stages import inside ``build`` (loading a backbone), beside the stage modules.
 LAZY_LIBRARIES = ("transformer_lens", "chronos", "snakemake.script")
 
@@ -87,8 +94,13 @@ def run_stage(snakemake: Any, stage: str) -> None:
     """A rule script's body: build the node of ``stage`` in the warm worker if one serves this
     job, else here. Exits non-zero (one line on the console) when the build fails."""
     code = _run_in_worker(snakemake, stage)
-    if code is None:
-        code = _build(snakemake, stage)
+    if code is not None:
+        # The work happened in the child; skip this process's interpreter shutdown (about 0.1 s
+        # of tearing down Snakemake's modules, a third of a job's hand-off cost).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    code = _build(snakemake, stage)
     if code:
         raise SystemExit(code)
 
@@ -96,7 +108,8 @@ def run_stage(snakemake: Any, stage: str) -> None:
 def _build(snakemake: Any, stage: str, note: str = "") -> int:
     """Import the stage and run it through the node runner; the exit code it would give."""
     if not _STAGE_NAME.match(stage):
-        raise ValueError(f"stage name {stage!r}: expected a module name of {STAGES_PACKAGE}")
+        print(f"error: stage name {stage!r}: expected a module name of {STAGES_PACKAGE}", file=sys.stderr)
+        return 1
     from sae_difficulty.pipeline.runner import run_node
 
     module = importlib.import_module(f"{STAGES_PACKAGE}.{stage}")
@@ -127,11 +140,17 @@ def _run_in_worker(snakemake: Any, stage: str) -> int | None:
         payload = pickle.dumps(request)
         sys.stdout.flush()
         sys.stderr.flush()
-        socket.send_fds(connection, [_HEADER.pack(len(payload))], [sys.stdout.fileno(), sys.stderr.fileno()])
-        connection.sendall(payload)
-        if _receive_exactly(connection, 1) != ACCEPTED:
+        try:  # a worker that stops before taking the job (while importing): run here
+            socket.send_fds(connection, [_HEADER.pack(len(payload))], [sys.stdout.fileno(), sys.stderr.fileno()])
+            connection.sendall(payload)
+            if _receive_exactly(connection, 1) != ACCEPTED:
+                return None
+        except OSError:
             return None
-        status = _receive_exactly(connection, _EXIT.size)
+        try:
+            status = _receive_exactly(connection, _EXIT.size)
+        except OSError:
+            status = b""
     if len(status) < _EXIT.size:
         print(f"error: {stage}: the warm worker's child ended without an exit status (killed?); "
               f"re-run with {SWITCH_ENV}=0 to build it in the job's own process", file=sys.stderr)  # fmt: skip
@@ -222,27 +241,38 @@ def preload() -> list[str]:
     return failed
 
 
+def ready_marker(path: str) -> str:
+    """The file the worker creates once it has imported everything and serves (beside its socket)."""
+    return f"{path}.ready"
+
+
 def serve(path: str, owner: int, modules: bool = True, poll_s: float = 0.5) -> None:
-    """Import, then accept jobs on the Unix socket ``path`` until ``owner`` is gone or SIGTERM."""
+    """Open the Unix socket ``path``, import, then run jobs until ``owner`` is gone or SIGTERM.
+
+    The socket opens before the imports: a job that connects meanwhile waits in its queue
+    (rather than importing the same libraries beside the worker) and falls back to its own
+    process if the worker stops before taking it.
+    """
     from sae_difficulty.pipeline.store import pid_alive
 
-    started = time.perf_counter()
-    failed = preload() if modules else []
-    print(f"warm worker {os.getpid()}: imports took {time.perf_counter() - started:.1f} s"
-          + (f"; could not import {', '.join(failed)}" if failed else ""), flush=True)  # fmt: skip
-    if threading.active_count() > 1:  # forking a threaded process could copy a held lock
-        print(f"warm worker: {threading.active_count()} threads after the imports; not serving", flush=True)
-        return
-    stopping = []
+    stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     staging = f"{path}.{os.getpid()}"
     listener.bind(staging)
     listener.listen(64)
-    os.rename(staging, path)  # jobs see the socket only once it accepts
-    listener.settimeout(poll_s)
+    os.rename(staging, path)  # jobs see the socket only once it queues them
     children: set[int] = set()
     try:
+        started = time.perf_counter()
+        failed = preload() if modules else []
+        print(f"warm worker {os.getpid()}: imports took {time.perf_counter() - started:.1f} s"
+              + (f"; could not import {', '.join(failed)}" if failed else ""), flush=True)  # fmt: skip
+        if threading.active_count() > 1:  # forking a threaded process could copy a held lock
+            print(f"warm worker: {threading.active_count()} threads after the imports; not serving", flush=True)
+            return
+        Path(ready_marker(path)).touch()
+        listener.settimeout(poll_s)
         while not stopping and pid_alive(owner):
             _reap(children)
             try:
@@ -252,16 +282,16 @@ def serve(path: str, owner: int, modules: bool = True, poll_s: float = 0.5) -> N
             pid = os.fork()
             if pid == 0:
                 listener.close()
-                for signum in (signal.SIGTERM, signal.SIGCHLD):
-                    signal.signal(signum, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.default_int_handler)
                 _serve_one(connection)
             connection.close()
             children.add(pid)
     finally:
-        listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        listener.close()  # queued jobs that were never taken see the connection close and run themselves
+        for name in (path, ready_marker(path)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
         _reap(children)
 
 
@@ -306,6 +336,11 @@ def start(log_path: str | os.PathLike) -> Handle | None:
             [sys.executable, "-m", __name__, "--socket", path, "--owner", str(os.getpid())],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+    # Jobs start once onstart returns: wait until the worker serves, so that no job pays the
+    # imports beside it (both would then be slower). Past the deadline jobs queue on its socket.
+    deadline = time.monotonic() + _READY_WAIT_S
+    while not os.path.exists(ready_marker(path)) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     os.environ[SOCKET_ENV] = path
     return Handle(process, directory)
 

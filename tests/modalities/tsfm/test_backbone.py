@@ -242,3 +242,39 @@ def test_sae_guardrails(setup):
         modality.causal_patch(model, identity_sae(16), tasks, 1, [99], params, seed=0)
     with pytest.raises(InputError, match="out of range"):
         modality.spliced_loss(model, identity_sae(16), 5, setup["params"], seed=0)
+
+
+def test_windows_where_the_ablated_feature_is_silent_are_not_forecast_again(setup, monkeypatch):
+    from sae_difficulty.modalities.tsfm import patching, sae_in_loop
+    from sae_difficulty.modalities.tsfm.activations import context_states
+    from sae_difficulty.modalities.tsfm.tasks import read_windows
+
+    model, tasks = setup["model"], setup["root"] / "tasks"
+    sae = identity_sae(16)
+    _, contexts, _ = read_windows(tasks)
+    with torch.no_grad():  # feature 3 fires at the last context position of about one window in five
+        sae.b_enc[3] = -float(np.quantile(context_states(model, contexts, 1)[:, -1, 3], 0.8))
+    windows_forecast: list[int] = []
+    sample = patching.sample_forecasts
+
+    def counting(pipeline, batch, *args, **kwargs):
+        windows_forecast.append(len(batch))
+        return sample(pipeline, batch, *args, **kwargs)
+
+    monkeypatch.setattr(patching, "sample_forecasts", counting)
+    # the threshold costs reconstruction fidelity, which is not what this test is about
+    params = {"max_examples": 12, "num_samples": 6, "batch_size": 6, "min_explained_variance": -1e9}
+    features = [3, 32]  # 32 never fires
+    runs = {}
+    for skip in (True, False):
+        windows_forecast.clear()
+        table = sae_in_loop.causal_patch(model, sae, tasks, 1, features, params, seed=0, skip_silent=skip)
+        runs[skip] = (table, sum(windows_forecast), list(windows_forecast))
+    (fast, n_fast, fast_batches), (full, n_full, _) = runs[True], runs[False]
+    # the dead feature is never forecast (2 positions x 12 windows), feature 3 at "last" only where it fires
+    assert n_fast < n_full - 2 * 12, (n_fast, n_full)
+    pd.testing.assert_frame_equal(fast, full)  # the same table, bit for bit
+    assert any(0 < n < params["batch_size"] for n in fast_batches)  # feature 3's few firing windows, as a sub-batch
+    windows_forecast.clear()
+    sae_in_loop.causal_patch(model, sae, tasks, 1, features, {**params, "crn": False}, seed=0)
+    assert sum(windows_forecast) == n_full  # independent draws: every condition is sampled

@@ -266,26 +266,46 @@ def check_sae(sae: Any, d_model: int) -> None:
         raise InputError(f"SAE d_in={d_in} does not match the encoder width d_model={d_model}")
 
 
+def _sae_inputs(sae: Any, rows: torch.Tensor) -> torch.Tensor:
+    parameter = next(iter(sae.parameters()), None) if hasattr(sae, "parameters") else None
+    return rows.to(parameter.device, parameter.dtype) if parameter is not None else rows
+
+
 def sae_reconstruct(sae: Any, rows: torch.Tensor, ablate: Sequence[int] | None = None) -> torch.Tensor:
     """``decode(encode(rows))`` (one feature set to 0 when ``ablate`` is given) in the SAE's
     dtype/device, returned in the rows' dtype/device."""
     from sae_difficulty.saes.encoding import reconstruct
 
-    parameter = next(iter(sae.parameters()), None) if hasattr(sae, "parameters") else None
-    inputs = rows.to(parameter.device, parameter.dtype) if parameter is not None else rows
     with torch.no_grad():
-        out = reconstruct(sae, inputs, ablate_features=ablate)
+        out = reconstruct(sae, _sae_inputs(sae, rows), ablate_features=ablate)
     return out.to(rows.device, rows.dtype)
+
+
+def _edited_positions(positions: str, context_mask: torch.Tensor) -> torch.Tensor:
+    if positions not in ("all", "last"):
+        raise InputError(f"positions: expected 'all' or 'last', got {positions!r}")
+    return context_mask if positions == "all" else last_position_mask(context_mask)
+
+
+@torch.no_grad()
+def active_features(sae: Any, hidden: torch.Tensor, context_mask: torch.Tensor, positions: str) -> np.ndarray:
+    """[B, d_sae] bool: which features fire at a window's edited positions, from the very codes
+    :func:`reconstruction_edit` computes on the same block output ``hidden`` [B, L, d]."""
+    where = _edited_positions(positions, context_mask)
+    codes = sae.encode(_sae_inputs(sae, hidden[where]))
+    window = torch.arange(hidden.shape[0], device=where.device)[:, None].expand_as(where)[where]
+    counts = torch.zeros(hidden.shape[0], codes.shape[-1], dtype=torch.int32, device=codes.device)
+    counts.index_add_(0, window.to(codes.device), (codes != 0).to(torch.int32))
+    return (counts > 0).cpu().numpy()
 
 
 def reconstruction_edit(sae: Any, positions: str, ablate: Sequence[int] | None = None) -> Edit:
     """Replace block outputs at the context positions (``"all"``) or the last one (``"last"``)
     by the SAE reconstruction, with the features in ``ablate`` zeroed."""
-    if positions not in ("all", "last"):
-        raise InputError(f"positions: expected 'all' or 'last', got {positions!r}")
+    _edited_positions(positions, torch.ones(1, 1, dtype=torch.bool))
 
     def edit(hidden: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
-        where = context_mask if positions == "all" else last_position_mask(context_mask)
+        where = _edited_positions(positions, context_mask)
         patched = hidden.clone()
         patched[where] = sae_reconstruct(sae, hidden[where], ablate)
         return patched
